@@ -1,0 +1,1 @@
+"""Hydra entry point, trainer loop, result store and loggers."""

@@ -1,0 +1,121 @@
+"""Hydra entry point: ``python -m experiments.train [-m] dataset=lstsq optimizer=sgd ...``.
+
+Before Hydra starts, every job of the command line (sweeps and a preset's grid included) is
+composed and validated; a bad config stops everything with one line and exit status 2.
+Each job then skips itself when its run is already DONE (``force=true`` re-runs it) and
+resumes from its checkpoint when an earlier attempt was killed, so re-running a sweep
+command is how a sweep is resumed.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from datasets.base import DataMissingError
+from experiments import loggers, plan, runid, trainer, validate
+from experiments.store import RunDir
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _git() -> dict:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                    capture_output=True, text=True, timeout=5).stdout.strip())
+        return {"git_sha": sha or None, "git_dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_sha": None, "git_dirty": None}
+
+
+def _environment(device: str) -> dict:
+    dev = trainer.resolve_device(device)
+    import hydra as _h
+    import numpy
+    import pandas
+    return {"python": platform.python_version(), "torch": torch.__version__, "hydra": _h.__version__,
+            "numpy": numpy.__version__, "pandas": pandas.__version__,
+            "cuda": torch.version.cuda, "device": str(dev),
+            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+            "num_threads": torch.get_num_threads(), "host": socket.gethostname(), **_git()}
+
+
+def _label(cfg: dict) -> str:
+    return f"{cfg['optimizer']['name']} on {cfg['dataset']['name']} seed={cfg['seed']}"
+
+
+def execute(cfg: dict, *, interrupt_at_step: int | None = None) -> dict:
+    """Run (or skip, or resume) one job given its resolved, validated config."""
+    results_dir = Path(cfg["paths"]["results_dir"])
+    rid, cid = runid.run_id(cfg), runid.config_id(cfg)
+    rundir = RunDir(results_dir, rid)
+    if rundir.done and not cfg["force"]:
+        s = rundir.summary()
+        print(f"skip {rid} ({_label(cfg)}): already DONE ({s['status']}); force=true re-runs it")
+        return s
+    if cfg["force"] and rundir.ckpt_path.exists():
+        rundir.ckpt_path.unlink()
+    resume = rundir.ckpt_path.exists()
+    record = {"run_id": rid, "config_id": cid, "key_version": runid.KEY_VERSION, "config": cfg,
+              "semantic_config": runid.semantic_config(cfg), "environment": _environment(cfg["device"]),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed": resume}
+    rundir.start(record, resume=resume)
+    logger = loggers.build(cfg["logger"], record, results_dir)
+    summary = None
+    t0 = time.time()
+    try:
+        summary = trainer.run(cfg, rundir, logger, interrupt_at_step=interrupt_at_step)
+        summary.update({"run_id": rid, "config_id": cid, "total_s": time.time() - t0,
+                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        rundir.finish(summary)
+    finally:
+        logger.finish(summary)
+    final = summary["final"].get("train/loss")
+    extra = f" at step {summary['diverged_step']}" if summary["status"] == "diverged" else ""
+    print(f"done {rid} ({_label(cfg)}): {summary['status']}{extra}, train/loss={final:.4g}, "
+          f"{summary['steps']} steps, {summary['wall_s']:.1f}s")
+    return summary
+
+
+def _fail(msg: str):
+    print(f"error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig):
+    choices = dict(HydraConfig.get().runtime.choices)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        validate.check(plain, choices)
+        return execute(plain)
+    except (validate.ConfigError, DataMissingError) as e:
+        _fail(str(e))
+
+
+def main():
+    argv = sys.argv[1:]
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    flags = [a for a in argv if a.startswith("-") and a not in ("-m", "--multirun")]
+    if not flags:                       # --help, --cfg ... go straight to Hydra
+        try:
+            plan.expand([a for a in argv if not a.startswith("-")], multirun)
+        except validate.ConfigError as e:
+            _fail(str(e))
+    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Start-up validation: every problem is reported as one line naming the key, what is wrong
+and what is valid, before any work is done.
+
+The yaml file of each chosen option is the schema: a key it does not list is unknown, and a
+value must have the type of the yaml's default (ints are accepted for float defaults; a
+``null`` default accepts anything). On top of that, ``RULES`` rejects impossible values.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from experiments import constants, schedules
+
+GROUPS = ("dataset", "model", "optimizer", "train", "logger")
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+class ConfigError(ValueError):
+    """A bad configuration; str(err) is the one line shown to the user."""
+
+
+def _positive(v):
+    return v > 0
+
+
+def _nonneg(v):
+    return v >= 0
+
+
+def _unit_open(v):
+    return 0 < v < 1
+
+
+def _unit_halfopen(v):
+    return 0 <= v < 1
+
+
+# key suffix (group.key or bare key within a group) -> (predicate, what is required)
+RULES = {
+    "optimizer.lr": (_positive, "> 0"),
+    "optimizer.eta_max": (_positive, "> 0"),
+    "optimizer.max_eta": (_positive, "> 0"),
+    "optimizer.min_eta": (_positive, "> 0"),
+    "optimizer.init_step_size": (_positive, "> 0"),
+    "optimizer.c": (_positive, "> 0"),
+    "optimizer.c_p": (_positive, "> 0"),
+    "optimizer.momentum": (_unit_halfopen, "in [0, 1)"),
+    "optimizer.beta_b": (_unit_open, "in (0, 1)"),
+    "optimizer.delta": (_unit_open, "in (0, 1)"),
+    "optimizer.weight_decay": (_nonneg, ">= 0"),
+    "optimizer.mu": (_positive, "> 0"),
+    "optimizer.L": (_positive, "> 0"),
+    "optimizer.rho": (_positive, "> 0"),
+    "dataset.n": (_positive, "> 0"),
+    "dataset.d": (_positive, "> 0"),
+    "dataset.d_over_n": (_positive, "> 0 (d/n is the over-parameterization ratio)"),
+    "dataset.sigma": (_nonneg, ">= 0"),
+    "dataset.kappa": (lambda v: v >= 1, ">= 1"),
+    "dataset.subset": (_positive, "> 0 or null"),
+    "dataset.seq_len": (_positive, "> 0"),
+    "model.width": (_positive, "> 0"),
+    "train.epochs": (_positive, "> 0"),
+    "train.eval_every": (_positive, "> 0"),
+    "train.eval_batch_size": (_positive, "> 0"),
+    "train.divergence_factor": (lambda v: v > 1, "> 1"),
+    "train.class_groups": (_nonneg, ">= 0"),
+    "train.noise_samples": (_nonneg, ">= 0"),
+    "train.noise_batch_size": (_positive, "> 0"),
+    "train.eval_per_decade": (_nonneg, ">= 0"),
+    "train.stop_below": (_positive, "> 0"),
+}
+CHOICES = {
+    "logger.mode": ("online", "offline", "disabled"),
+    "optimizer.schedule.name": schedules.NAMES,
+}
+STRINGS_ALLOWED = {"train.batch_size": ("full",)}
+
+
+def _type_name(v):
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(v), type(v).__name__)
+
+
+def _check_value(path: str, value, default, group: str):
+    if default is None or value is None:              # null: unset / computed, any type
+        return
+    if isinstance(value, str) and value in STRINGS_ALLOWED.get(path, ()):
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok and isinstance(value, str) and group == "optimizer":
+            try:
+                constants.check_expression(value)
+                return                                    # e.g. lr: 1/L_max, checked at run time
+            except constants.ExpressionError as e:
+                raise ConfigError(f"{path}: {e}") from None
+    elif isinstance(default, str):
+        ok = isinstance(value, str) or (group == "optimizer" and isinstance(value, (int, float)))
+    elif isinstance(default, list):
+        ok = isinstance(value, list)
+    else:
+        ok = True
+    if not ok:
+        allowed = STRINGS_ALLOWED.get(path)
+        extra = f" or one of {', '.join(allowed)}" if allowed else ""
+        raise ConfigError(f"{path} must be {_type_name(default)}{extra}, got {value!r}")
+
+
+def _walk(group: str, cfg: dict, schema: dict, prefix: str, choice: str):
+    for key, value in cfg.items():
+        path = f"{prefix}.{key}"
+        if key not in schema:
+            valid = ", ".join(sorted(schema))
+            raise ConfigError(f"unknown key '{path}' for {group}={choice}; valid keys: {valid}")
+        default = schema[key]
+        if isinstance(default, dict) and isinstance(value, dict):
+            if group == "optimizer" and key == "schedule":
+                _check_schedule(path, value)
+                continue
+            _walk(group, value, default, path, choice)
+        else:
+            _check_value(path, value, default, group)
+
+
+def _check_schedule(path, sched):
+    name = sched.get("name", "constant")
+    if name not in schedules.NAMES:
+        raise ConfigError(f"{path}.name='{name}' is not a schedule; valid: {', '.join(schedules.NAMES)}")
+    if name != "constant" and not (isinstance(sched.get("decay_steps"), (int, float)) and sched["decay_steps"] > 0):
+        raise ConfigError(f"{path}.decay_steps must be a number > 0 for schedule '{name}'")
+
+
+def _check_rules(cfg: dict):
+    for group in GROUPS:
+        for key, value in cfg.get(group, {}).items():
+            path = f"{group}.{key}"
+            if path in RULES and isinstance(value, (int, float)) and not isinstance(value, bool):
+                pred, need = RULES[path]
+                if not pred(value):
+                    raise ConfigError(f"{path}={value} is impossible: it must be {need}")
+    for path, valid in CHOICES.items():
+        node = cfg
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None and node not in valid:
+            raise ConfigError(f"{path}='{node}' is not valid; valid: {', '.join(valid)}")
+    bs = cfg["train"]["batch_size"]
+    if not (bs == "full" or (isinstance(bs, int) and bs > 0)):
+        raise ConfigError(f"train.batch_size must be a positive integer or 'full', got {bs!r}")
+    dev = cfg.get("device", "auto")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", str(dev)):
+        raise ConfigError(f"device='{dev}' is not valid; valid: auto, cpu, cuda, cuda:N, mps")
+    if not isinstance(cfg.get("seed"), int) or isinstance(cfg.get("seed"), bool) or cfg["seed"] < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {cfg.get('seed')!r}")
+
+
+def check(cfg: dict, choices: dict, conf_dir: Path = CONF_DIR) -> None:
+    """Validate a resolved config (plain dict) against the yaml of each chosen option."""
+    for group in GROUPS:
+        choice = choices.get(group)
+        f = conf_dir / group / f"{choice}.yaml"
+        if choice is None or not f.exists():
+            continue
+        schema = OmegaConf.to_container(OmegaConf.load(f), resolve=False)
+        schema = {k: v for k, v in schema.items() if k != "defaults"}
+        _walk(group, cfg[group], schema, group, choice)
+    _check_rules(cfg)
+    if cfg["optimizer"].get("name") is None:
+        raise ConfigError(f"optimizer={choices.get('optimizer')} has no 'name' key")

@@ -1,0 +1,56 @@
+""""Direction, then heavy-ball momentum" engine of Kunstner et al.'s sign-type methods
+(``sign_descent``, ``normalized_gd``, ``rescaled_sign``)."""
+from __future__ import annotations
+
+import torch
+
+from optimizers._base import ProjectOptimizer, resolve_foreach
+
+
+class HeavyBallOnDirection(ProjectOptimizer):
+    """d = direction(g) per param group; buf <- momentum * buf + d (buf = d on the first
+    step: PyTorch convention, no dampening); w <- w - lr * buf. momentum = 0: w <- w - lr d.
+
+    Used like torch.optim.SGD (trainer calls backward, then ``step()``; an optional
+    closure follows the torch convention and calls backward itself)."""
+
+    def __init__(self, params, lr: float, momentum: float, foreach: bool | None):
+        if lr < 0 or not (0 <= momentum < 1):
+            raise ValueError("need lr >= 0 and 0 <= momentum < 1")
+        super().__init__(params, dict(lr=lr, momentum=momentum, foreach=foreach))
+
+    def _direction(self, grads: list, foreach: bool) -> list:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = self._torch_style_closure(closure)
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            foreach = resolve_foreach(group["foreach"], params)
+            d = self._direction(grads, foreach)
+            lr, mom = group["lr"], group["momentum"]
+            if mom != 0:
+                bufs = []
+                for p in params:
+                    st = self.state[p]
+                    if "momentum_buffer" not in st:
+                        st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    bufs.append(st["momentum_buffer"])
+                if foreach:
+                    torch._foreach_mul_(bufs, mom)
+                    torch._foreach_add_(bufs, d)
+                else:
+                    for b, di in zip(bufs, d):
+                        b.mul_(mom).add_(di)
+                d = bufs
+            if foreach:
+                torch._foreach_add_(params, d, alpha=-lr)
+            else:
+                for p, di in zip(params, d):
+                    p.add_(di, alpha=-lr)
+        self.state["step_size"] = float(self.param_groups[0]["lr"])
+        return loss

@@ -1,0 +1,1 @@
+"""Collect, figures, claim checks, report and benchmarks. Reads only the result store."""

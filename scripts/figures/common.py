@@ -1,0 +1,121 @@
+"""Reading the result store for figures and claim checks.
+
+A figure's runs are listed in ``results/manifests/<figure>.json`` (written by
+``scripts.reproduce`` from the preset's sweep): run ids plus the config-group choices of each
+job (so two variants of one optimizer class, e.g. constant and decreasing SGD, stay apart).
+Runs are stored once even when several figures use them.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Claim:
+    figure: str
+    claim: str
+    measured: str
+    status: str          # PASS | FAIL | INCONCLUSIVE (the quick profile cannot show it; numbers given)
+
+    def row(self) -> dict:
+        return self.__dict__.copy()
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+class Store:
+    def __init__(self, results_dir):
+        self.dir = Path(results_dir)
+        self._index = None
+        self._curves = None
+
+    @property
+    def index(self) -> pd.DataFrame:
+        if self._index is None:
+            p = self.dir / "index.parquet"
+            self._index = pd.read_parquet(p) if p.exists() else pd.DataFrame(columns=["run_id"])
+        return self._index
+
+    @property
+    def curves(self) -> pd.DataFrame:
+        if self._curves is None:
+            p = self.dir / "curves.parquet"
+            self._curves = pd.read_parquet(p) if p.exists() else pd.DataFrame(
+                columns=["run_id", "step", "epoch", "grad_evals", "split", "metric", "value", "group"])
+        return self._curves
+
+    def manifest(self, figure: str) -> dict | None:
+        p = self.dir / "manifests" / f"{figure}.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def runs(self, figure: str) -> pd.DataFrame:
+        """Index rows of the figure's runs, with ``choice.<group>`` columns from the manifest."""
+        man = self.manifest(figure)
+        if man is None:
+            return self.index.iloc[0:0]
+        jobs = pd.DataFrame([{"run_id": j["run_id"], **{f"choice.{k}": v for k, v in j["choices"].items()}}
+                             for j in man["jobs"]]).drop_duplicates("run_id")
+        return self.index.merge(jobs, on="run_id", how="inner")
+
+    def curve(self, run_id: str, metric: str, split: str = "train", group: int = -1) -> pd.DataFrame:
+        c = self.curves
+        sel = c[(c.run_id == run_id) & (c.split == split) & (c.metric == metric) & (c.group == group)]
+        return sel.sort_values("step").reset_index(drop=True)
+
+    def final(self, run_id: str, metric: str, split: str = "train", group: int = -1) -> float:
+        cur = self.curve(run_id, metric, split, group)
+        return float(cur.value.iloc[-1]) if len(cur) else math.nan
+
+
+def label(row) -> str:
+    """Legend label of a run: the optimizer choice (config file name)."""
+    return str(row.get("choice.optimizer") or row.get("optimizer.name"))
+
+
+def loglog_slope(x, y) -> float:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 2:
+        return math.nan
+    return float(np.polyfit(np.log10(x[ok]), np.log10(y[ok]), 1)[0])
+
+
+def first_below(cur: pd.DataFrame, threshold: float, x: str = "step") -> float:
+    hit = cur[cur.value <= threshold]
+    return float(hit[x].iloc[0]) if len(hit) else math.nan
+
+
+def save(fig, out_dir: Path, fig_id: str) -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{fig_id}.png", out_dir / f"{fig_id}.pdf"]
+    fig.savefig(paths[0], dpi=120, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return paths
+
+
+def empty_figure(message: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 2))
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    ax.axis("off")
+    return fig
+
+
+def plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as p
+    return p

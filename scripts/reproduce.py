@@ -1,0 +1,103 @@
+"""Regenerate the talk's figures: run each figure's preset sweep (skipping finished runs),
+collect the store, plot, check the claims, write results/report.html.
+
+    python -m scripts.reproduce [--profile auto|quick|full] [--figures a,b,...] [--launcher basic|joblib]
+
+``auto`` is ``full`` when a CUDA device is present and ``quick`` otherwise. A sweep whose
+runs are all DONE is not started at all, so a second call right after the first only
+re-collects and re-plots.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scripts import claims, collect, report
+from scripts.figures import FIGURES, available
+
+
+def _profile(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+    return "full" if torch.cuda.is_available() else "quick"
+
+
+def write_manifest(results: Path, fig: str, profile: str, jobs) -> None:
+    from experiments.store import atomic_write_json
+    atomic_write_json(results / "manifests" / f"{fig}.json", {
+        "figure": fig, "profile": profile,
+        "jobs": [{"run_id": j.run_id, "overrides": j.overrides, "choices": j.choices} for j in jobs]})
+
+
+def run_figure(fig: str, profile: str, results: Path, launcher: str, extra: list[str]) -> tuple[int, int]:
+    """Run the preset sweep of one figure; returns (jobs, jobs that were already DONE)."""
+    from experiments import plan
+    overrides = [f"experiment={fig}", f"profile={profile}", *extra]
+    jobs = plan.expand(overrides, multirun=True)
+    done = sum((results / "runs" / j.run_id / "DONE").exists() for j in jobs)
+    write_manifest(results, fig, profile, jobs)
+    if done == len(jobs):
+        print(f"[{fig}] all {len(jobs)} runs already DONE, sweep not started")
+        return len(jobs), done
+    print(f"[{fig}] {len(jobs) - done} of {len(jobs)} runs to do ({profile} profile)", flush=True)
+    cmd = [sys.executable, "-m", "experiments.train", "-m", *overrides]
+    if launcher == "joblib":
+        cmd.append("hydra/launcher=joblib")
+    t0 = time.time()
+    proc = subprocess.run(cmd, env={**os.environ, "RESULTS_DIR": str(results)})
+    if proc.returncode != 0:
+        print(f"[{fig}] sweep failed with exit status {proc.returncode}; finished runs are kept")
+    else:
+        print(f"[{fig}] sweep finished in {time.time() - t0:.0f}s")
+    return len(jobs), done
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default=os.environ.get("PROFILE") or "auto", choices=["auto", "quick", "full"])
+    ap.add_argument("--figures", default="all", help="comma-separated figure ids, or 'all'")
+    ap.add_argument("--results", default=os.environ.get("RESULTS_DIR", "results"))
+    ap.add_argument("--launcher", default="basic", choices=["basic", "joblib"])
+    ap.add_argument("--no-run", action="store_true", help="only collect, plot, check and report")
+    ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every sweep (e.g. device=cpu)")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    profile = _profile(args.profile)
+    results = Path(args.results)
+    have = available()
+    figs = list(have) if args.figures == "all" else [f.strip() for f in args.figures.split(",") if f.strip()]
+    unknown = [f for f in figs if f not in FIGURES]
+    if unknown:
+        print(f"error: unknown figure(s) {', '.join(unknown)}; valid: {', '.join(FIGURES)}", file=sys.stderr)
+        return 2
+    missing = [f for f in FIGURES if f not in have]
+    print(f"profile={profile}  figures={','.join(figs)}  results={results}")
+    failed = []
+    if not args.no_run:
+        for fig in figs:
+            try:
+                run_figure(fig, profile, results, args.launcher, args.overrides)
+            except Exception as e:  # one figure's failure must not lose the others
+                print(f"[{fig}] could not run: {e}")
+                failed.append(fig)
+    collect.collect(results)
+    table = claims.run_checks(results, figs, plot=True)
+    for f in missing:
+        table.append({"figure": f, "claim": "figure implemented", "measured": "no module scripts/figures/"
+                      f"{f}.py yet", "status": "MISSING"})
+    claims.write(results, table)
+    claims.print_table(table)
+    report.write(results, table, profile)
+    print(f"report: {results / 'report.html'}")
+    print(f"total time {time.time() - t0:.1f}s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
