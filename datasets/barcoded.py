@@ -84,20 +84,25 @@ def _stamp(x: torch.Tensor, codes: torch.Tensor, n_bits: int) -> torch.Tensor:
     return x
 
 
-def _per_pixel_stats(x: torch.Tensor, chunk: int = 8192):
-    """Per-pixel mean and std (unbiased) of uint8 images in [0, 1] units, float64 sums in chunks."""
-    n = int(x.shape[0])
-    s = torch.zeros(x.shape[1:], dtype=torch.float64)
-    s2 = torch.zeros(x.shape[1:], dtype=torch.float64)
+def _per_pixel_stats(x: torch.Tensor, chunk: int = 4096):
+    """Per-pixel mean and std (unbiased) of uint8 images in [0, 1] units. Two passes over chunks
+    (sum, then centred squares), each a float32 matmul with a ones vector, accumulated in float64
+    (the sums over dim 0 of a uint8 tensor are several times slower)."""
+    n, shape = int(x.shape[0]), x.shape[1:]
+    flat = x.reshape(n, -1)
+    s = torch.zeros(flat.shape[1], dtype=torch.float64)
     for i in range(0, n, chunk):
-        v = x[i: i + chunk].double() / 255.0
-        s += v.sum(0)
-        s2 += (v * v).sum(0)
+        c = flat[i: i + chunk].float()
+        s += (torch.ones(1, len(c)) @ c)[0].double()
     mean = s / n
-    var = (s2 - n * mean * mean) / max(n - 1, 1)
-    std = var.clamp_min(0).sqrt()
-    std = torch.where(std > 1e-12, std, torch.ones_like(std))  # constant pixels: centred only
-    return mean, std
+    m32 = mean.float()
+    ss = torch.zeros_like(s)
+    for i in range(0, n, chunk):
+        c = flat[i: i + chunk].float().sub_(m32)
+        ss += (torch.ones(1, len(c)) @ c.mul_(c))[0].double()
+    std = (ss / max(n - 1, 1)).sqrt() / 255.0
+    std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant pixels: centred only
+    return (mean / 255.0).view(shape), std.view(shape)
 
 
 def build_barcoded(x_all, y_all, x_val_src, y_val_src, cfg: dict, gen: torch.Generator, n_base: int,
@@ -164,7 +169,7 @@ def build_barcoded(x_all, y_all, x_val_src, y_val_src, cfg: dict, gen: torch.Gen
     # 5. normalisation
     if normalize == "per_pixel":
         mean, std = _per_pixel_stats(X_tr)
-        scale, shift = (1.0 / (255.0 * std)).float(), (mean / std).float()
+        scale, shift = (1.0 / (255.0 * std)).float(), (mean / std).float()  # x/255 -> (x/255 - mean) / std
         xf_tr = X_tr.float().mul_(scale).sub_(shift)
         xf_va = X_va.float().mul_(scale).sub_(shift)
         norm_info = {"normalize": "per_pixel"}

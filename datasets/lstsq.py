@@ -6,6 +6,9 @@ Knobs: n, d (or ``d_over_n`` when d is null), sigma, kappa, normalize_rows, n_te
 - kappa null: X_ij ~ N(0, 1/d) (rows of norm about 1).
 - kappa set:  X = sqrt(n) U diag(s) V^T with s log-spaced in [kappa^-1/2, 1], so the nonzero
   spectrum of the Hessian H = X^T X / n is exactly [1/kappa, 1] (L = 1, mu = 1/kappa).
+- mix_rows false (with kappa): U = I, so the rows are orthogonal and d >= n gives a strong-
+  growth constant rho = n for every kappa (with a random U, rho grows with kappa, and SGD with
+  step 1/(rho L) then needs ~kappa^2 iterations).
 - normalize_rows: every row scaled to unit norm (then L_max = 1: SGD with step 1 is
   randomized Kaczmarz); applied after the spectrum, so kappa becomes approximate.
 
@@ -28,11 +31,14 @@ import torch
 from datasets.base import Data
 
 
-def _design(n: int, d: int, kappa, gen) -> torch.Tensor:
+def _design(n: int, d: int, kappa, mix_rows: bool, gen) -> torch.Tensor:
     if kappa is None:
         return torch.randn(n, d, generator=gen, dtype=torch.float64) / math.sqrt(d)
     r = min(n, d)
-    u, _ = torch.linalg.qr(torch.randn(n, r, generator=gen, dtype=torch.float64))
+    if mix_rows:
+        u, _ = torch.linalg.qr(torch.randn(n, r, generator=gen, dtype=torch.float64))
+    else:
+        u = torch.eye(n, r, dtype=torch.float64)
     v, _ = torch.linalg.qr(torch.randn(d, r, generator=gen, dtype=torch.float64))
     s = torch.logspace(0, -0.5 * math.log10(kappa), r, dtype=torch.float64)
     return math.sqrt(n) * (u * s) @ v.T
@@ -64,7 +70,7 @@ def load(cfg: dict, data_dir, gen: torch.Generator) -> Data:
     n = int(cfg["n"])
     d = int(cfg["d"]) if cfg.get("d") is not None else max(1, round(float(cfg["d_over_n"]) * n))
     n_test = int(cfg.get("n_test") or 0)
-    x = _design(n + n_test, d, cfg.get("kappa"), gen)
+    x = _design(n + n_test, d, cfg.get("kappa"), bool(cfg.get("mix_rows", True)), gen)
     if cfg.get("normalize_rows"):
         x = x / x.norm(dim=1, keepdim=True)
     w_true = torch.randn(d, generator=gen, dtype=torch.float64) / math.sqrt(d)

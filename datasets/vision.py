@@ -91,11 +91,9 @@ def _download_and_extract(url: str, root: Path, md5: Optional[str]) -> None:
     tv_utils.download_and_extract_archive(url, download_root=str(root), md5=md5)
 
 
-def _missing(what: str, path: Path, url: str, put_in: Path, reason: str = "") -> DataMissingError:
+def _missing(what: str, path: Path, url: str, put_in: str, reason: str = "") -> DataMissingError:
     extra = f" (download failed: {_one_line(reason)})" if reason else ""
-    return DataMissingError(
-        f"{what}: missing file {path}; it comes from {url}; put it (extracted) in {put_in}{extra}"
-    )
+    return DataMissingError(f"{what}: missing file {path}; it comes from {url}; {put_in}{extra}")
 
 
 # ----------------------------------------------------------------------------------------
@@ -126,7 +124,7 @@ def _mnist_file(raw_dir: Path, name: str, download: bool) -> Path:
         if candidate.is_file():
             return candidate
     url = MNIST_MIRRORS[0] + name + ".gz"
-    reason = "download=false"
+    reason = ""
     if download:
         reasons = []
         for mirror in MNIST_MIRRORS:
@@ -139,7 +137,7 @@ def _mnist_file(raw_dir: Path, name: str, download: bool) -> Path:
                 if candidate.is_file():
                     return candidate
         reason = "; ".join(reasons) or "no file after download"
-    raise _missing("MNIST", raw_dir / name, url, raw_dir, reason if download else "")
+    raise _missing("MNIST", raw_dir / name, url, f"put it (gunzipped or as .gz) in {raw_dir}", reason)
 
 
 def mnist_uint8(data_dir: Path, download: bool = False):
@@ -181,7 +179,8 @@ def _cifar_files(data_dir: Path, which: int, download: bool):
             missing = [n for n in train + test if not (folder / n).is_file()]
             reason = reason or ("no file after download" if missing else "")
         if missing:
-            raise _missing(f"CIFAR-{which}", folder / missing[0], url, Path(data_dir), reason)
+            raise _missing(f"CIFAR-{which}", folder / missing[0], url,
+                           f"extract that archive in {data_dir} (it creates {folder.name}/)", reason)
     return folder, train, test, meta, label_key
 
 
@@ -527,7 +526,7 @@ def resolve_imagefolder_path(cfg: dict, data_dir) -> Path:
     if not cfg.get("path"):
         raise ValueError("imagefolder: dataset.path is required (a folder with train/ and test/ class folders)")
     p = Path(os.path.expanduser(str(cfg["path"])))
-    return p if p.is_absolute() else Path(data_dir) / p
+    return Path(os.path.abspath(p if p.is_absolute() else Path(data_dir) / p))
 
 
 def load_imagefolder(cfg: dict, data_dir, gen: torch.Generator) -> Data:

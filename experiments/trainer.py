@@ -15,7 +15,7 @@ import torch
 import datasets
 import models
 import optimizers
-from experiments import constants, evaluation, losses, schedules, seeding
+from experiments import constants, evaluation, losses, schedules, seeding, store
 
 
 class Interrupted(RuntimeError):
@@ -45,6 +45,7 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
     # ---- data and model: independent random streams (seeding.py) -----------------------
     data = datasets.load(cfg["dataset"], cfg["paths"]["data_dir"], seeding.generator(seed, "data"))
     data = data.to(device)
+    store.atomic_write_json(rundir.path / "data_info.json", data.info)   # class frequencies etc.
     torch.manual_seed(seeding.stream_seed(seed, "init"))
     model = models.build(cfg["model"], data).to(device)
     if data.x_train.is_floating_point():

@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     if unknown:
         print(f"error: unknown figure(s) {', '.join(unknown)}; valid: {', '.join(FIGURES)}", file=sys.stderr)
         return 2
-    missing = [f for f in FIGURES if f not in have]
+    missing = [f for f in FIGURES if f not in have] if args.figures == "all" else []
     print(f"profile={profile}  figures={','.join(figs)}  results={results}")
     failed = []
     if not args.no_run:

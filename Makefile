@@ -1,0 +1,41 @@
+# Every target sets up what it needs: `make test` and `make reproduce-all` work on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PROFILE ?= auto
+RESULTS_DIR ?= results
+# The data sets that cannot be downloaded here live beside the checkout.
+DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),data)
+export DATA_DIR RESULTS_DIR
+
+.PHONY: help install test reproduce-all figures report collect bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install the project with its pinned dependencies
+
+test: install  ## run the test suite (CPU only, a few minutes)
+	$(PY) -m pytest tests
+
+reproduce-all: install  ## run every figure's preset (quick without GPU, full with one; PROFILE= overrides), plot, check claims, write results/report.html
+	$(PY) -m scripts.reproduce --profile $(PROFILE)
+
+figures: install  ## re-plot and re-check the claims from the store without running anything
+	$(PY) -m scripts.reproduce --no-run --profile $(PROFILE)
+
+collect: install  ## rebuild results/index.parquet and results/curves.parquet
+	$(PY) -m scripts.collect
+
+bench: install  ## benchmark scripts (ratios against baselines measured in the same run)
+	$(PY) -m scripts.bench_optimizers
+
+clean:  ## remove Hydra logs, caches and the run store (keeps .venv)
+	rm -rf logs outputs multirun .pytest_cache results/runs results/index.parquet results/curves.parquet results/figures results/manifests results/claims.* results/report.html
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
