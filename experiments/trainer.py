@@ -275,6 +275,8 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
             if interrupt_at_step is not None and c.step >= interrupt_at_step:
                 raise Interrupted(f"interrupted at step {c.step}")
 
+    if tc.get("save_model"):
+        torch.save(model.state_dict(), rundir.path / "model_final.pt")
     final = rundir.read_metrics()[-1]
     return {"status": status, "diverged_step": diverged_step, "steps": c.step,
             "epochs": c.samples / n, "grad_evals": c.grad_evals, "wall_s": c.wall_s,

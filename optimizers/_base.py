@@ -154,9 +154,12 @@ class ProjectOptimizer(torch.optim.Optimizer):
 
 # ---------------------------------------------------------------------- tensor-list ops
 def resolve_foreach(foreach, params) -> bool:
-    """``None`` means: use the ``torch._foreach_*`` path unless a parameter is sparse."""
+    """``None`` follows torch.optim's default: the ``torch._foreach_*`` path when every
+    parameter is a dense CUDA tensor (fused multi-tensor kernels), plain per-tensor loops
+    otherwise (on CPU the foreach kernels are loops too, and the loop path can write
+    ``x0 - eta d`` in one pass with ``out=``)."""
     if foreach is None:
-        return not any(p.is_sparse for p in params)
+        return bool(params) and all(p.is_cuda and not p.is_sparse for p in params)
     return bool(foreach)
 
 
@@ -189,11 +192,20 @@ def copy_(dst: list, src: list, foreach: bool) -> None:
             d.copy_(s)
 
 
-def set_point(params: list, x0: list, direction: list, eta: float, foreach: bool) -> None:
-    """params <- x0 - eta * direction (always from the saved point, never incrementally)."""
+def set_point(params: list, x0: list, direction: list, eta: float, foreach: bool,
+              at_x0: bool = False) -> None:
+    """params <- x0 - eta * direction, always computed from the saved point x0 (never
+    incrementally from the previous trial). ``at_x0=True`` says the parameters still hold
+    x0 bit for bit (first trial of a step), so the update is done in place in one pass."""
     if not params:
         return
-    if foreach:
+    if at_x0:
+        if foreach:
+            torch._foreach_add_(params, direction, alpha=-eta)
+        else:
+            for p, d in zip(params, direction):
+                p.add_(d, alpha=-eta)
+    elif foreach:
         torch._foreach_copy_(params, x0)
         torch._foreach_add_(params, direction, alpha=-eta)
     else:

@@ -19,7 +19,9 @@ class HeavyBallOnDirection(ProjectOptimizer):
             raise ValueError("need lr >= 0 and 0 <= momentum < 1")
         super().__init__(params, dict(lr=lr, momentum=momentum, foreach=foreach))
 
-    def _direction(self, grads: list, foreach: bool) -> list:
+    def _direction(self, grads: list, foreach: bool):
+        """Return (d, scale, owned): the direction is scale * d; ``owned`` says d holds
+        fresh tensors the optimizer may overwrite (False when d are the gradients)."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -31,26 +33,37 @@ class HeavyBallOnDirection(ProjectOptimizer):
                 continue
             grads = [p.grad for p in params]
             foreach = resolve_foreach(group["foreach"], params)
-            d = self._direction(grads, foreach)
+            d, scale, owned = self._direction(grads, foreach)
             lr, mom = group["lr"], group["momentum"]
             if mom != 0:
+                states = [self.state[p] for p in params]
                 bufs = []
-                for p in params:
-                    st = self.state[p]
+                for p, st in zip(params, states):
                     if "momentum_buffer" not in st:
                         st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     bufs.append(st["momentum_buffer"])
-                if foreach:
+                if owned and scale == 1.0:
+                    # new buffer = d + mom * buf, written into d (one pass), d becomes the buffer
+                    if foreach:
+                        torch._foreach_add_(d, bufs, alpha=mom)
+                    else:
+                        for di, b in zip(d, bufs):
+                            di.add_(b, alpha=mom)
+                    for st, di in zip(states, d):
+                        st["momentum_buffer"] = di
+                elif foreach:
                     torch._foreach_mul_(bufs, mom)
-                    torch._foreach_add_(bufs, d)
+                    torch._foreach_add_(bufs, d, alpha=scale)
+                    d = bufs
                 else:
                     for b, di in zip(bufs, d):
-                        b.mul_(mom).add_(di)
-                d = bufs
+                        b.mul_(mom).add_(di, alpha=scale)
+                    d = bufs
+                scale = 1.0
             if foreach:
-                torch._foreach_add_(params, d, alpha=-lr)
+                torch._foreach_add_(params, d, alpha=-lr * scale)
             else:
                 for p, di in zip(params, d):
-                    p.add_(di, alpha=-lr)
+                    p.add_(di, alpha=-lr * scale)
         self.state["step_size"] = float(self.param_groups[0]["lr"])
         return loss

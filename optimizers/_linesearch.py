@@ -76,7 +76,7 @@ class LineSearchOptimizer(ProjectOptimizer):
         f_new = math.nan
         for t in range(max_backtracks):
             with torch.no_grad():
-                set_point(params, x0, direction, eta, foreach)
+                set_point(params, x0, direction, eta, foreach, at_x0=(t == 0))
             rng.restore()
             f_new = self._forward(closure)
             if f_new <= ref - c * eta * decrease:  # NaN compares False: rejected

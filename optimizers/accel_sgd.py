@@ -81,8 +81,8 @@ class AcceleratedSGD(ProjectOptimizer):
                     ps = self.state[p]
                     if "z" not in ps:
                         ps["z"] = p.detach().clone()
-                    # p (= w_k) <- y = alpha z + (1 - alpha) w
-                    p.mul_(1 - k["alpha"]).add_(ps["z"], alpha=k["alpha"])
+                    # p (= w_k) <- y = alpha z + (1 - alpha) w   (lerp: one pass)
+                    p.lerp_(ps["z"], k["alpha"])
         loss = self._forward_backward(closure)
         with torch.no_grad():
             for group in self.param_groups:
@@ -92,7 +92,7 @@ class AcceleratedSGD(ProjectOptimizer):
                     g = p.grad if p.grad is not None else torch.zeros_like(p)
                     z = self.state[p]["z"]
                     # z <- beta z + (1 - beta) y - gamma eta g   (p holds y)
-                    z.mul_(k["beta"]).add_(p, alpha=1 - k["beta"]).add_(g, alpha=-k["gamma"] * eta)
+                    z.lerp_(p, 1 - k["beta"]).add_(g, alpha=-k["gamma"] * eta)
                     # w <- y - eta g
                     p.add_(g, alpha=-eta)
         self.state["step_size"] = float(self.param_groups[0]["lr"])

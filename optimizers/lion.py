@@ -47,21 +47,19 @@ class Lion(ProjectOptimizer):
                 ms.append(st["exp_avg"])
             lr, wd = group["lr"], group["weight_decay"]
             b1, b2 = group["betas"]
+            # b m + (1 - b) g is computed as lerp(m, g, 1 - b) (one pass)
             if resolve_foreach(group["foreach"], params):
                 if wd != 0:
                     torch._foreach_mul_(params, 1 - lr * wd)
-                u = torch._foreach_mul(ms, b1)
-                torch._foreach_add_(u, grads, alpha=1 - b1)
+                u = torch._foreach_lerp(ms, grads, 1 - b1)
                 torch._foreach_sign_(u)
                 torch._foreach_add_(params, u, alpha=-lr)
-                torch._foreach_mul_(ms, b2)
-                torch._foreach_add_(ms, grads, alpha=1 - b2)
+                torch._foreach_lerp_(ms, grads, 1 - b2)
             else:
                 for p, g, m in zip(params, grads, ms):
                     if wd != 0:
                         p.mul_(1 - lr * wd)
-                    u = (m * b1).add_(g, alpha=1 - b1).sign_()
-                    p.add_(u, alpha=-lr)
-                    m.mul_(b2).add_(g, alpha=1 - b2)
+                    p.add_(torch.lerp(m, g, 1 - b1).sign_(), alpha=-lr)
+                    m.lerp_(g, 1 - b2)
         self.state["step_size"] = float(self.param_groups[0]["lr"])
         return loss

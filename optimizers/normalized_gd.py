@@ -1,8 +1,6 @@
 """Normalized gradient descent with optional heavy-ball momentum (Kunstner et al. 2023)."""
 from __future__ import annotations
 
-import torch
-
 from optimizers import register
 from optimizers._base import sq_norm
 from optimizers._direction import HeavyBallOnDirection
@@ -26,6 +24,4 @@ class NormalizedGD(HeavyBallOnDirection):
 
     def _direction(self, grads, foreach):
         n = sq_norm(grads, foreach) ** 0.5
-        if n == 0.0:
-            return [torch.zeros_like(g) for g in grads]
-        return torch._foreach_div(grads, n) if foreach else [g / n for g in grads]
+        return grads, (1.0 / n if n > 0.0 else 0.0), False

@@ -25,8 +25,6 @@ class RescaledSignDescent(HeavyBallOnDirection):
     def _direction(self, grads, foreach):
         if foreach:
             l1 = torch.stack([n.double() for n in torch._foreach_norm(grads, 1)]).sum()
-            s = torch._foreach_sign(grads)
-            torch._foreach_mul_(s, float(l1))
-            return s
+            return torch._foreach_sign(grads), float(l1), True
         l1 = torch.stack([torch.linalg.vector_norm(g, 1).double() for g in grads]).sum()
-        return [g.sign().mul_(float(l1)) for g in grads]
+        return [g.sign() for g in grads], float(l1), True

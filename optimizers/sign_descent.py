@@ -29,4 +29,4 @@ class SignDescent(HeavyBallOnDirection):
         super().__init__(params, lr, momentum, foreach)
 
     def _direction(self, grads, foreach):
-        return torch._foreach_sign(grads) if foreach else [g.sign() for g in grads]
+        return (torch._foreach_sign(grads) if foreach else [g.sign() for g in grads]), 1.0, True

@@ -39,13 +39,14 @@ class Signum(ProjectOptimizer):
                     st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 bufs.append(st["momentum_buffer"])
             b, lr = group["momentum"], group["lr"]
+            # b m + (1 - b) g computed as lerp(m, g, 1 - b): one pass (same values up to
+            # rounding; Lion uses the same kernel, so Lion(b, b) == Signum(b) bit for bit)
             if resolve_foreach(group["foreach"], params):
-                torch._foreach_mul_(bufs, b)
-                torch._foreach_add_(bufs, grads, alpha=1 - b)
+                torch._foreach_lerp_(bufs, grads, 1 - b)
                 torch._foreach_add_(params, torch._foreach_sign(bufs), alpha=-lr)
             else:
                 for p, g, m in zip(params, grads, bufs):
-                    m.mul_(b).add_(g, alpha=1 - b)
+                    m.lerp_(g, 1 - b)
                     p.add_(m.sign(), alpha=-lr)
         self.state["step_size"] = float(self.param_groups[0]["lr"])
         return loss

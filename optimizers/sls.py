@@ -141,7 +141,7 @@ class SLS(LineSearchOptimizer):
         c, eta_max = h["c"], h["eta_max"]
         for t in range(h["max_backtracks"]):
             with torch.no_grad():
-                set_point(params, x0, grads, eta, foreach)
+                set_point(params, x0, grads, eta, foreach, at_x0=(t == 0))
             rng.restore()
             f_new = self._forward(closure)
             armijo = f_new <= f0 - c * eta * g2

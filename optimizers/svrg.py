@@ -79,8 +79,8 @@ class SVRG(ProjectOptimizer):
                     i = idx[id(p)]
                     gs = p.grad if p.grad is not None else torch.zeros_like(p)
                     gw = g_w[i] if g_w[i] is not None else torch.zeros_like(p)
-                    p.copy_(self._tmp[i])
-                    p.add_(gw - gs + self.state[p]["full_grad"], alpha=-lr)
+                    torch.add(self._tmp[i], gw, alpha=-lr, out=p)
+                    p.add_(gs, alpha=lr).add_(self.state[p]["full_grad"], alpha=-lr)
                     p.grad = g_w[i]
         self.state["step_size"] = float(self.param_groups[0]["lr"])
         return loss

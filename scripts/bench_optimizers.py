@@ -6,6 +6,11 @@ $DATA_DIR/MNIST/raw (or ../shared/data/MNIST/raw) when present, random MNIST-sha
 otherwise. Each optimizer is built from its yaml in conf/optimizer (problem-constant
 expressions replaced by fixed values) and driven with the trainer's protocol.
 
+Baselines: torch.optim.SGD; torch.optim.SGD(momentum=0.9) for the methods that rewrite one
+parameter-sized buffer per step like heavy ball (sign_descent_m, signum, normalized_gd_m,
+lion, accel_sgd, sag); torch.optim.Adam for sls_prec / ponos_prec. Line searches get
+n_batches_per_epoch = 469 (an MNIST epoch at batch 128), SAG one slot per distinct batch.
+
 Timing: after a warm-up, blocks of steps of the optimizer and of its baseline alternate
 (same batches, own model copies); the ratio is the median over blocks of
 t(optimizer block) / t(baseline block). In the same run the script measures
@@ -21,7 +26,7 @@ which for a line search (1 backward, 2 + backtracks forwards) is the brief's
 Timings use one torch thread by default (``--threads``): with two threads a second busy
 process on a 2-core machine makes per-step times jump by 10x, which swamps the ratios.
 
-Usage: python scripts/bench_optimizers.py [--blocks 7] [--steps 6] [--only sls,ponos] [--threads 1]
+Usage: python scripts/bench_optimizers.py [--blocks 25] [--steps 8] [--only sls,ponos] [--threads 1]
 """
 from __future__ import annotations
 
@@ -41,17 +46,21 @@ sys.path.insert(0, str(ROOT))
 
 import optimizers  # noqa: E402
 
-# config file, baseline, overrides for expressions that need problem constants
+# config file, baseline, overrides for expressions that need problem constants.
+# Baselines: torch.optim.SGD ("sgd"); torch.optim.SGD(momentum=0.9) ("sgd_m") for the methods
+# that, like heavy ball, keep one parameter-sized buffer they rewrite every step (same
+# inherent memory traffic); torch.optim.Adam for the Adam-direction line searches.
 METHODS = [
     ("sls", "sgd", {}), ("sls_goldstein", "sgd", {}), ("sps", "sgd", {}), ("ponos", "sgd", {}),
     ("sls_prec", "adam", {}), ("ponos_prec", "adam", {}),
-    ("sign_descent", "sgd", {}), ("sign_descent_m", "sgd", {}), ("signum", "sgd", {}),
-    ("normalized_gd", "sgd", {}), ("normalized_gd_m", "sgd", {}),
-    ("rescaled_sign", "sgd", {"lr": 1e-7}), ("lion", "sgd", {}),
-    ("sag", "sgd", {"lr": 0.01}), ("svrg", "sgd", {"lr": 0.01}),
-    ("accel_sgd", "sgd", {"lr": 0.05, "mu": 0.01, "L": None, "rho": 1.0}),
+    ("sign_descent", "sgd", {}), ("normalized_gd", "sgd", {}), ("rescaled_sign", "sgd", {"lr": 1e-7}),
+    ("sign_descent_m", "sgd_m", {}), ("signum", "sgd_m", {}), ("normalized_gd_m", "sgd_m", {}),
+    ("lion", "sgd_m", {}), ("accel_sgd", "sgd_m", {"lr": 0.05, "mu": 0.01, "L": None, "rho": 1.0}),
+    ("sag", "sgd_m", {"lr": 0.01}), ("svrg", "sgd", {"lr": 0.01}),
 ]
-BASELINES = {"sgd": {"name": "sgd", "lr": 0.05}, "adam": {"name": "adam", "lr": 1e-3}}
+BASELINES = {"sgd": {"name": "sgd", "lr": 0.05}, "sgd_m": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+             "adam": {"name": "adam", "lr": 1e-3}}
+MNIST_BATCHES_PER_EPOCH = 469  # 60000 / 128: what the trainer passes as n_batches_per_epoch
 
 
 def load_cfg(name: str) -> dict:
@@ -90,7 +99,10 @@ class Runner:
         self.model = mlp()
         self.model.load_state_dict(state_dict)
         self.batches = batches
-        self.opt = optimizers.build(cfg, self.model.parameters(), n_batches_per_epoch=len(batches))
+        # SAG's table has one slot per distinct batch; the step-size growth of the line
+        # searches (gamma^(1/n)) uses a real MNIST epoch
+        nb = len(batches) if cfg["name"] == "sag" else MNIST_BATCHES_PER_EPOCH
+        self.opt = optimizers.build(cfg, self.model.parameters(), n_batches_per_epoch=nb)
         self.k = 0
         if getattr(self.opt, "needs_snapshot", False):
             xs = torch.cat([b[0] for b in batches[:8]])
@@ -121,28 +133,31 @@ class Runner:
         return time.perf_counter() - t
 
 
-def measure_shares(base: Runner, reps: int = 30):
+def measure_shares(base: Runner, reps: int = 40):
+    """Median times of a baseline step, a no_grad forward and a forward+backward, taken
+    interleaved so that all three see the same machine load."""
     x, y = base.batches[0]
     model = base.model
-    t_step = min(base.timed(1) for _ in range(reps))
-    tf, tfb = [], []
+    ts, tf, tfb = [], [], []
     for _ in range(reps):
+        ts.append(base.timed(1))
         t = time.perf_counter()
         with torch.no_grad():
             F.cross_entropy(model(x), y)
         tf.append(time.perf_counter() - t)
         t = time.perf_counter()
-        model.zero_grad()
+        model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
         tfb.append(time.perf_counter() - t)
-    return min(tf) / t_step, min(tfb) / t_step, t_step
+    t_step = statistics.median(ts)
+    return statistics.median(tf) / t_step, statistics.median(tfb) / t_step, t_step
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--blocks", type=int, default=7, help="alternating timing blocks per method")
-    ap.add_argument("--steps", type=int, default=6, help="steps per block")
-    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--blocks", type=int, default=25, help="alternating timing blocks per method")
+    ap.add_argument("--steps", type=int, default=8, help="steps per block")
+    ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--batches", type=int, default=16, help="distinct batches (SAG slots)")
     ap.add_argument("--only", default="", help="comma-separated config names")
     ap.add_argument("--threads", type=int, default=1,
@@ -158,7 +173,7 @@ def main(argv=None):
           f"{torch.get_num_threads()} threads")
 
     bases = {}
-    for bname in sorted({b for _, b, _ in methods}):
+    for bname in sorted({b for _, b, _ in methods}, key=list(BASELINES).index):
         r = Runner(dict(BASELINES[bname]), batches, init)
         r.timed(args.warmup)
         share, share_fb, t_step = measure_shares(r)

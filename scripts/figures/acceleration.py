@@ -49,7 +49,7 @@ def check(store):
         slope = loglog_slope(k, it)
         decades = math.log10(max(k) / min(k)) if k else 0
         missing = sum(math.isnan(v) for v in it)
-        ok = abs(slope - target) <= tol and missing == 0 and decades >= 3
+        ok = abs(slope - target) <= tol and missing == 0 and decades >= 4
         measured = (f"slope {slope:.2f} over kappa {min(k, default=0):g}..{max(k, default=0):g} ({decades:.0f} decades); "
                     f"iterations {', '.join(f'{v:.0f}' for v in it)}" + (f"; {missing} never reached" if missing else ""))
         claims.append(Claim(FIG, f"{NAMES[choice]}: log-log slope of iterations vs kappa is {target} +- {tol}",
