@@ -69,14 +69,15 @@ class LineSearchOptimizer(ProjectOptimizer):
     # -------------------------------------------------------------- search
     def _armijo_search(self, closure, rng: RNGSnapshot, params, x0, direction, eta: float,
                        ref: float, decrease: float, c: float, beta_b: float,
-                       max_backtracks: int, foreach: bool):
-        """Backtrack ``eta <- beta_b * eta`` until f(x0 - eta d) <= ref - c * eta * decrease.
+                       max_backtracks: int, foreach: bool, step_scale: float = 1.0):
+        """Backtrack ``eta <- beta_b * eta`` until f(x0 - eta d) <= ref - c * eta * decrease,
+        with d = step_scale * direction.
 
         Returns (accepted, eta, rejected_trials, f_new)."""
         f_new = math.nan
         for t in range(max_backtracks):
             with torch.no_grad():
-                set_point(params, x0, direction, eta, foreach, at_x0=(t == 0))
+                set_point(params, x0, direction, eta * step_scale, foreach, at_x0=(t == 0))
             rng.restore()
             f_new = self._forward(closure)
             if f_new <= ref - c * eta * decrease:  # NaN compares False: rejected

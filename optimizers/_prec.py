@@ -39,14 +39,15 @@ class PrecLineSearch(LineSearchOptimizer):
                 "adam_step": 0, "memory_l": 0, "zh_q": 0.0, "zh_c": 0.0}
 
     # ------------------------------------------------------------ Adam direction
-    def _adam_direction(self, params, grads, h, foreach):
-        """Update the moments in place; return (direction d = m_hat / (sqrt(v_hat) + eps),
-        g^T D^-1 g, g^T d)."""
+    def _adam_direction(self, params, grads, h, foreach, want_gd: bool):
+        """Update the moments in place and return (u, scale, g^T D^-1 g, g^T d) where the
+        Adam direction is d = scale * u, u = m / D, D = sqrt(v / (1 - beta2^k)) + eps,
+        scale = 1 / (1 - beta1^k) (folded into the step to save a pass over the weights)."""
         st = self.state
         b1, b2 = h["betas"]
         k = st["adam_step"] + 1
         st["adam_step"] = k
-        bc1 = 1.0 - b1 ** k
+        scale = 1.0 / (1.0 - b1 ** k)
         sbc2 = math.sqrt(1.0 - b2 ** k)
         ms, vs = [], []
         for p in params:
@@ -58,32 +59,27 @@ class PrecLineSearch(LineSearchOptimizer):
             vs.append(ps["exp_avg_sq"])
         with torch.no_grad():
             if foreach:
-                torch._foreach_mul_(ms, b1)
-                torch._foreach_add_(ms, grads, alpha=1 - b1)
+                torch._foreach_lerp_(ms, grads, 1 - b1)          # m = b1 m + (1 - b1) g
                 torch._foreach_mul_(vs, b2)
                 torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
-                denom = torch._foreach_sqrt(vs)
-                torch._foreach_div_(denom, sbc2)
-                torch._foreach_add_(denom, h["eps"])
-                d = torch._foreach_div(ms, denom)
-                torch._foreach_div_(d, bc1)
-                gg = torch._foreach_mul(grads, grads)
-                torch._foreach_div_(gg, denom)
-                pp_terms = [t.sum() for t in gg]
-                gd_terms = [t.sum() for t in torch._foreach_mul(grads, d)]
+                den = torch._foreach_sqrt(vs)
+                torch._foreach_div_(den, sbc2)
+                torch._foreach_add_(den, h["eps"])
+                u = torch._foreach_div(ms, den)
+                gden = torch._foreach_div(grads, den)
             else:
-                d, pp_terms, gd_terms = [], [], []
+                u, gden = [], []
                 for g, m, v in zip(grads, ms, vs):
-                    m.mul_(b1).add_(g, alpha=1 - b1)
+                    m.lerp_(g, 1 - b1)
                     v.mul_(b2).addcmul_(g, g, value=1 - b2)
                     den = v.sqrt().div_(sbc2).add_(h["eps"])
-                    di = torch.div(m, den).div_(bc1)
-                    d.append(di)
-                    pp_terms.append(((g * g).div_(den)).sum())
-                    gd_terms.append((g * di).sum())
+                    u.append(torch.div(m, den))
+                    gden.append(torch.div(g, den))
+            pp_terms = [torch.dot(a.reshape(-1), g.reshape(-1)) for a, g in zip(gden, grads)]
+            gd_terms = [torch.dot(a.reshape(-1), g.reshape(-1)) for a, g in zip(u, grads)] if want_gd else []
         pp = float(sum(t.double() for t in pp_terms)) if pp_terms else 0.0
-        gd = float(sum(t.double() for t in gd_terms)) if gd_terms else 0.0
-        return d, pp, gd
+        gd = scale * float(sum(t.double() for t in gd_terms)) if gd_terms else 0.0
+        return u, scale, pp, gd
 
     # ------------------------------------------------------------ step
     def _initial_step(self, h, f0, pp):
@@ -124,16 +120,19 @@ class PrecLineSearch(LineSearchOptimizer):
         if not math.sqrt(g2) >= GRAD_TOL:
             st["step_size"] = 0.0
             return loss
-        d, pp, gd = self._adam_direction(params, grads, h, foreach)
+        u, scale, pp, gd = self._adam_direction(params, grads, h, foreach,
+                                                want_gd=h["suff_decr"] == "dir_der")
         decrease = {"pp_norm": pp, "grad_norm": g2, "dir_der": max(gd, 0.0)}[h["suff_decr"]]
         eta = self._initial_step(h, f0, pp)
 
+        # trials w - eta * d = w - (eta * scale) * u; the test uses eta (the step along d)
         x0 = self._save_point(params, foreach)
-        ok, eta, bt, _ = self._armijo_search(closure, rng, params, x0, d, eta, ref, decrease,
-                                             h["c"], h["beta_b"], h["max_backtracks"], foreach)
+        ok, eta, bt, _ = self._armijo_search(closure, rng, params, x0, u, eta, ref, decrease,
+                                             h["c"], h["beta_b"], h["max_backtracks"], foreach,
+                                             step_scale=scale)
         if not ok:
             eta = h["fallback_step"]
-            self._fallback(params, x0, d, eta, foreach)
+            self._fallback(params, x0, u, eta * scale, foreach)
         if h.get("memory", False):
             st["memory_l"] = max(st["memory_l"] + bt - 1, 0)
         st["backtracks"] = bt
