@@ -7,6 +7,8 @@ Units: ``step`` = optimizer steps; ``epoch`` = training samples consumed / n;
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -148,6 +150,8 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
 
     step_sizes, backtracks, polyak, batch_losses = [], [], [], []
 
+    progress = sys.stderr.isatty() and not os.environ.get("CI")    # quiet in CI and in files
+
     def log(rec):
         if step_sizes:
             rec.update({"opt/step_size": sum(step_sizes) / len(step_sizes), "opt/step_size_min": min(step_sizes),
@@ -164,6 +168,9 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
             lst.clear()
         rundir.append_metrics(rec)
         logger.log(rec, step=c.step)
+        if progress:
+            print(f"\r  {rundir.run_id} step {c.step}/{total_steps} ({100 * c.step / total_steps:.0f}%) "
+                  f"train/loss {rec['train/loss']:.4g}", end="", file=sys.stderr, flush=True)
 
     def checkpoint():
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "order_rng": order.get_state(),
@@ -275,6 +282,8 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
             if interrupt_at_step is not None and c.step >= interrupt_at_step:
                 raise Interrupted(f"interrupted at step {c.step}")
 
+    if progress:
+        print(file=sys.stderr)
     if tc.get("save_model"):
         torch.save(model.state_dict(), rundir.path / "model_final.pt")
     final = rundir.read_metrics()[-1]

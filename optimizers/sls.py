@@ -6,7 +6,7 @@ import math
 import torch
 
 from optimizers import register
-from optimizers._base import RNGSnapshot
+from optimizers._base import RNGSnapshot, set_point
 from optimizers._linesearch import GRAD_TOL, LineSearchOptimizer
 
 RESET_OPTIONS = (0, 1, 2, 11)
@@ -53,7 +53,8 @@ class SLS(LineSearchOptimizer):
     Deliberate differences from the released reference code (IssamLaradji/sls):
 
     * the current point is kept in preallocated buffers instead of ``copy.deepcopy`` per
-      step; trials are computed from that point with ``torch._foreach_*`` (``foreach``);
+      step; trials are computed from that point (``torch._foreach_*`` kernels when
+      ``foreach`` resolves to True: by default when all parameters are on CUDA);
     * the closure's randomness is made identical across trials by saving the torch RNG
       state before the gradient evaluation and restoring it before each trial, instead of
       reseeding every evaluation with ``int(time.time())``;
@@ -137,7 +138,6 @@ class SLS(LineSearchOptimizer):
         return loss
 
     def _goldstein(self, closure, rng, params, x0, grads, eta, f0, g2, h, foreach):
-        from optimizers._base import set_point
         c, eta_max = h["c"], h["eta_max"]
         for t in range(h["max_backtracks"]):
             with torch.no_grad():

@@ -33,3 +33,18 @@ def test_wandb_disabled_runs_without_files(compose_cfg, tmp_path):
     cfg = compose_cfg(*LSTSQ_FAST, "logger=wandb", "logger.mode=disabled")
     s = execute(cfg)
     assert s["status"] == "completed"
+
+
+def test_upload_script_is_idempotent(compose_cfg, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    from scripts import upload_wandb
+    cfg = compose_cfg(*LSTSQ_FAST)
+    execute(cfg)
+    rid = runid.run_id(cfg)
+    upload_wandb.main(["--results", str(tmp_path / "results"), "--mode", "offline"])
+    assert "uploaded 1 runs, 0 already" in capsys.readouterr().out
+    runs = list((tmp_path / "results" / "wandb" / "wandb").glob(f"offline-run-*-{rid}"))
+    assert len(runs) == 1 and b"train/subopt" in next(runs[0].rglob("*.wandb")).read_bytes()
+    upload_wandb.main(["--results", str(tmp_path / "results"), "--mode", "offline"])
+    assert "uploaded 0 runs, 1 already mirrored" in capsys.readouterr().out

@@ -9,17 +9,23 @@ written out independently here. The helpers at the top are reused by the other
 """
 from __future__ import annotations
 
-import copy
 import io
 import math
 
 import pytest
 import torch
 
-import optimizers
 from optimizers import build, stats
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64_default():
+    """These tests run in float64; restore the session's default dtype afterwards."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 F64 = torch.float64
 
 

@@ -14,7 +14,15 @@ from test_optimizers import LSQ, run  # noqa: E402
 
 from optimizers import build, stats  # noqa: E402
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64_default():
+    """These tests run in float64; restore the session's default dtype afterwards."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 # ----------------------------------------------------------------------------- references
@@ -69,7 +77,7 @@ def ref_ponos(prob, batches, c=0.5, c_p=0.1, delta=0.5, xi=1.0, max_eta=10.0, mi
 
 
 def ref_prec(prob, batches, kind, c=0.1, beta_b=0.9, b1=0.9, b2=0.999, eps=1e-8, eta_max=10.0,
-             c_p=0.1, gamma=2.0, nb=3, init=1.0, xi=None):
+             c_p=0.1, gamma=2.0, nb=3, init=1.0, xi=None, suff_decr="pp_norm"):
     xi = (1.0 if kind == "ponos" else 0.0) if xi is None else xi
     w = prob.w0.clone()
     m, v = torch.zeros_like(w), torch.zeros_like(w)
@@ -86,11 +94,12 @@ def ref_prec(prob, batches, kind, c=0.1, beta_b=0.9, b1=0.9, b2=0.999, eps=1e-8,
         D = torch.sqrt(v / (1 - b2 ** k)) + eps
         d = (m / (1 - b1 ** k)) / D
         pp = float((g * g / D).sum())
+        decrease = {"pp_norm": pp, "grad_norm": float(g @ g), "dir_der": max(float(g @ d), 0.0)}[suff_decr]
         if kind == "ponos":
             eta = min(f0 / (c_p * pp), eta_max)
         else:
             eta = min(eta_prev * gamma ** (1 / nb), eta_max)
-        eta, bt = armijo(f, w, g, d, f0, eta, ref, pp, c, beta_b)
+        eta, bt = armijo(f, w, g, d, f0, eta, ref, decrease, c, beta_b)
         if eta is None:
             eta = 1e-6
         w = w - eta * d
@@ -258,14 +267,15 @@ def test_ponos_reference_is_the_running_mean_and_steps_are_non_monotone_armijo()
 
 
 # ----------------------------------------------------------------------------- prec variants
+@pytest.mark.parametrize("suff_decr", ["pp_norm", "grad_norm", "dir_der"])
 @pytest.mark.parametrize("kind", ["sls", "ponos"])
-def test_prec_line_searches_match_reference(kind):
+def test_prec_line_searches_match_reference(kind, suff_decr):
     prob = LSQ(seed=37)
     batches = prob.batches(10)
     params = prob.params()
-    opt = build({"name": f"{kind}_prec"}, params, n_batches_per_epoch=3)
+    opt = build({"name": f"{kind}_prec", "suff_decr": suff_decr}, params, n_batches_per_epoch=3)
     rec = record(opt, prob, params, batches)
-    w_ref, log = ref_prec(prob, batches, kind)
+    w_ref, log = ref_prec(prob, batches, kind, suff_decr=suff_decr)
     torch.testing.assert_close(LSQ.flat(params), w_ref, rtol=1e-10, atol=1e-12)
     assert [r[0] for r in rec] == pytest.approx([e for e, _ in log], rel=1e-10)
     assert [r[1] for r in rec] == [b for _, b in log]

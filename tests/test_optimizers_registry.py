@@ -15,7 +15,6 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import optimizers
 from optimizers import REGISTRY, build, stats
 
 ROOT = Path(__file__).resolve().parents[1]
