@@ -4,9 +4,12 @@ One step of every line search here:
 
 1. save the RNG state, evaluate the closure with autograd and backpropagate (1 forward,
    1 backward) at the current point w;
-2. copy w into preallocated per-parameter buffers (allocated once, reused every step; no
-   ``deepcopy``);
-3. evaluate trial points ``w - eta * d`` under ``torch.no_grad()`` on the *same* minibatch,
+2. keep w where it is and write trial points into a second, preallocated buffer per
+   parameter that is swapped in as the parameter's storage (double buffering: no
+   ``deepcopy`` and no copy pass at all; the accepted trial's buffer becomes the parameter,
+   the old one becomes the spare for the next step);
+3. evaluate trial points ``w - eta * d`` (always computed from the untouched w, never
+   incrementally) under ``torch.no_grad()`` on the *same* minibatch,
    restoring the RNG state before each evaluation so that dropout masks are identical to the
    gradient evaluation's, until the acceptance test holds or ``max_backtracks`` trials were
    rejected. The last accepted trial is the new iterate (no extra update);
@@ -26,8 +29,8 @@ import math
 
 import torch
 
-from optimizers._base import (ProjectOptimizer, RNGSnapshot, copy_, resolve_foreach,
-                              set_point, sq_norm)
+from optimizers._base import (ProjectOptimizer, RNGSnapshot, resolve_foreach,
+                              sq_norm)
 
 GRAD_TOL = 1e-8  # no step when the minibatch gradient norm is below this (reference code)
 
@@ -39,8 +42,8 @@ class LineSearchOptimizer(ProjectOptimizer):
 
     def __init__(self, params, defaults):
         super().__init__(params, defaults)
-        self._x0: list | None = None  # preallocated copy of the current point
-        self._x0_key = None
+        self._bufs: list | None = None   # per parameter: (storage a, storage b), one holds w
+        self._spare: list | None = None  # the buffer of each parameter that trials write into
 
     # -------------------------------------------------------------- buffers
     def _active(self) -> tuple[list, list]:
@@ -54,13 +57,23 @@ class LineSearchOptimizer(ProjectOptimizer):
         return ps, gs
 
     def _save_point(self, params: list, foreach: bool) -> list:
-        key = tuple((id(p), p.shape, p.dtype, p.device) for p in params)
-        if self._x0 is None or self._x0_key != key:
-            self._x0 = [torch.empty_like(p, memory_format=torch.preserve_format) for p in params]
-            self._x0_key = key
+        """The current point w: the parameters' own storage (left untouched by the trials).
+        Also picks, per parameter, the spare buffer that trials are written into."""
+        ptrs = [p.data_ptr() for p in params]
+        if (self._bufs is None or len(self._bufs) != len(params)
+                or any(q not in (a.data_ptr(), b.data_ptr()) for q, (a, b) in zip(ptrs, self._bufs))):
+            # first step, or the parameters were replaced (e.g. model.to(device)): reallocate
+            self._bufs = [(p.data, torch.empty_like(p, memory_format=torch.preserve_format)) for p in params]
+        self._spare = [b if q == a.data_ptr() else a for q, (a, b) in zip(ptrs, self._bufs)]
+        return [p.data for p in params]
+
+    def _trial(self, params: list, x0: list, direction: list, eta: float) -> None:
+        """params <- x0 - eta * direction, written into the spare buffers (one pass)."""
         with torch.no_grad():
-            copy_(self._x0, [p.detach() for p in params], foreach)
-        return self._x0
+            for p, x, d, s in zip(params, x0, direction, self._spare):
+                torch.add(x, d, alpha=-eta, out=s)
+                if p.data_ptr() != s.data_ptr():
+                    p.data = s
 
     @property
     def _foreach(self) -> bool:
@@ -76,8 +89,7 @@ class LineSearchOptimizer(ProjectOptimizer):
         Returns (accepted, eta, rejected_trials, f_new)."""
         f_new = math.nan
         for t in range(max_backtracks):
-            with torch.no_grad():
-                set_point(params, x0, direction, eta * step_scale, foreach, at_x0=(t == 0))
+            self._trial(params, x0, direction, eta * step_scale)
             rng.restore()
             f_new = self._forward(closure)
             if f_new <= ref - c * eta * decrease:  # NaN compares False: rejected
@@ -86,8 +98,7 @@ class LineSearchOptimizer(ProjectOptimizer):
         return False, eta, max_backtracks, f_new
 
     def _fallback(self, params, x0, direction, step: float, foreach: bool) -> None:
-        with torch.no_grad():
-            set_point(params, x0, direction, step, foreach)
+        self._trial(params, x0, direction, step)
 
     def _grad_sq_norm(self, grads, foreach) -> float:
         return sq_norm(grads, foreach)

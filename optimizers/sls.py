@@ -6,7 +6,7 @@ import math
 import torch
 
 from optimizers import register
-from optimizers._base import RNGSnapshot, set_point
+from optimizers._base import RNGSnapshot
 from optimizers._linesearch import GRAD_TOL, LineSearchOptimizer
 
 RESET_OPTIONS = (0, 1, 2, 11)
@@ -140,8 +140,7 @@ class SLS(LineSearchOptimizer):
     def _goldstein(self, closure, rng, params, x0, grads, eta, f0, g2, h, foreach):
         c, eta_max = h["c"], h["eta_max"]
         for t in range(h["max_backtracks"]):
-            with torch.no_grad():
-                set_point(params, x0, grads, eta, foreach, at_x0=(t == 0))
+            self._trial(params, x0, grads, eta)
             rng.restore()
             f_new = self._forward(closure)
             armijo = f_new <= f0 - c * eta * g2
