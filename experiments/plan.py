@@ -7,6 +7,7 @@ DONE without starting it.
 """
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 
@@ -72,12 +73,20 @@ def expand(argv: list[str], multirun: bool) -> list[Job]:
                 grid = [f"{k}={v}" for k, v in params.items()] + args
                 job_lists = BasicSweeper.split_arguments(parser.parse_overrides(grid), None)[0]
             jobs = []
-            for ov in job_lists:
-                c = compose("config", overrides=ov, return_hydra_config=True)
-                choices = dict(OmegaConf.to_container(c.hydra.runtime.choices))
-                with open_dict(c):
-                    del c["hydra"]
-                cfg = OmegaConf.to_container(c, resolve=True)
+            composed = {}      # jobs differing only in the seed share one composition (no
+            for ov in job_lists:   # config interpolates ${seed}; tests/test_presets.py checks)
+                seed = [o.split("=", 1)[1] for o in ov if o.split("=", 1)[0] == "seed"]
+                rest = tuple(o for o in ov if o.split("=", 1)[0] != "seed")
+                if len(seed) == 1 and rest in composed:
+                    cfg, choices = copy.deepcopy(composed[rest][0]), composed[rest][1]
+                    cfg["seed"] = int(seed[0]) if seed[0].lstrip("-").isdigit() else seed[0]
+                else:
+                    c = compose("config", overrides=ov, return_hydra_config=True)
+                    choices = dict(OmegaConf.to_container(c.hydra.runtime.choices))
+                    with open_dict(c):
+                        del c["hydra"]
+                    cfg = OmegaConf.to_container(c, resolve=True)
+                    composed[rest] = (cfg, choices)
                 validate.check(cfg, choices)
                 jobs.append(Job(ov, cfg, choices, runid.run_id(cfg)))
             return jobs

@@ -16,7 +16,7 @@ import math
 KEY_VERSION = 1
 SEMANTIC_GROUPS = ("dataset", "model", "optimizer", "train")
 # Keys inside semantic groups that change how a run is executed, not what it computes.
-NON_SEMANTIC = {"train": ("eval_batch_size", "checkpoint_every_s", "save_model")}
+NON_SEMANTIC = {"train": ("eval_batch_size", "checkpoint_every_s", "save_model", "compile")}
 
 
 def canonical(value):

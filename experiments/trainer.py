@@ -55,6 +55,8 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
     if tc.get("channels_last") and data.x_train.dim() == 4:
         model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
+    if tc.get("compile"):
+        model = torch.compile(model)                  # off by default: slow start, small models
     task, n = data.task, data.n_train
 
     full_batch = (tc["batch_size"] == "full" or bool(cfg["optimizer"].get("full_batch"))
@@ -291,4 +293,5 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
             "epochs": c.samples / n, "grad_evals": c.grad_evals, "wall_s": c.wall_s,
             "n_forwards": c.forwards, "n_backwards": c.backwards, "init_loss": init_loss,
             "final": {k: v for k, v in final.items() if "/" in k and not k.startswith("noise/")},
-            "data_info": {k: v for k, v in data.info.items() if not isinstance(v, (list, tuple))}}
+            "data_info": {k: v for k, v in data.info.items() if not isinstance(v, (list, tuple))
+                          or (len(v) <= 16 and all(isinstance(x, (int, float)) for x in v))}}

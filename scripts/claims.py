@@ -23,7 +23,11 @@ def run_checks(results, figs, plot: bool = True) -> list[dict]:
     store = Store(results)
     rows = []
     for fig in figs:
-        mod = module(fig)
+        try:
+            mod = module(fig)
+        except ModuleNotFoundError as e:
+            rows.append({"figure": fig, "claim": "figure implemented", "measured": str(e), "status": "MISSING"})
+            continue
         if store.manifest(fig) is None or store.runs(fig).empty:
             rows.append({"figure": fig, "claim": mod.TITLE, "measured": "no runs in the store (run its preset first)",
                          "status": "NO DATA"})

@@ -51,6 +51,9 @@ def run_figure(fig: str, profile: str, results: Path, launcher: str, extra: list
         cmd.append("hydra/launcher=joblib")
     t0 = time.time()
     proc = subprocess.run(cmd, env={**os.environ, "RESULTS_DIR": str(results)})
+    # re-plan: the manifest must name the runs the sweep really made, even if a config file
+    # was edited while it ran
+    write_manifest(results, fig, profile, plan.expand(overrides, multirun=True))
     if proc.returncode != 0:
         print(f"[{fig}] sweep failed with exit status {proc.returncode}; finished runs are kept")
     else:

@@ -33,3 +33,18 @@ def test_full_profile_is_larger_than_quick():
         seeds_q = {j.cfg["seed"] for j in quick}
         seeds_f = {j.cfg["seed"] for j in full}
         assert len(full) >= len(quick) and len(seeds_f) >= len(seeds_q), preset
+
+
+def test_no_config_interpolates_the_seed():
+    """plan.expand composes once per setting and copies it per seed; that is only valid while
+    no config value is derived from ${seed}."""
+    for f in CONF.rglob("*.yaml"):
+        assert "${seed" not in f.read_text(), f
+
+
+def test_seed_copies_equal_fresh_compositions():
+    jobs = plan.expand(["dataset=lstsq", "seed=0,1,2", "optimizer=sgd,sls"], multirun=True)
+    from omegaconf import OmegaConf  # noqa: F401
+    fresh = [plan.expand(j.overrides, multirun=False)[0] for j in jobs]
+    assert [j.cfg for j in jobs] == [f.cfg for f in fresh]
+    assert [j.run_id for j in jobs] == [f.run_id for f in fresh]

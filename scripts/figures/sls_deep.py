@@ -1,0 +1,219 @@
+"""sls_deep: SLS (and SPS) against SGD with its best fixed step and Adam on deep networks
+(Vaswani et al. 2019, Fig. 3): MNIST MLP in both profiles, CIFAR-10/100 ResNet-34 in the full one.
+
+One column per data set: training loss, step size and test accuracy against epochs (median
+over seeds, min-max band). The SGD grid is drawn faintly; the best fixed step (lowest median
+final training loss, diverged runs count as +inf) is drawn in full.
+
+This module also holds the helpers the other vision figures (ponos, step_size_collapse,
+heavy_tailed_vision) share: selecting runs by data set, seed-aggregated curves, best-of-grid
+selection and step-weighted backtracking statistics.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from scripts.figures.common import Claim, plt, save, verdict
+
+FIG = "sls_deep"
+TITLE = ("SLS matches or beats SGD with its best fixed step and Adam on training loss, with a median of one "
+         "Armijo test per step, and its step size grows over training")
+# SLS "matches" a baseline when its median final training loss is at most TOL times the baseline's.
+TOL = 2.0
+SGD_PREFIX = "vision/sgd_"
+NAMES = {"sls": "SLS", "sps": "SPS", "adam": "Adam (1e-3)", "ponos": "PoNoS",
+         "vision/sls_ponos": "SLS (reset 11, cap 10)", "vision/sps_ponos": "SPS (cap 10)"}
+DATASET_NAMES = {"mnist": "MNIST, MLP", "cifar10": "CIFAR-10, ResNet-34", "cifar100": "CIFAR-100, ResNet-34"}
+
+
+# ---- helpers shared by the vision figures ------------------------------------------------------
+def name(choice: str) -> str:
+    if choice.startswith(SGD_PREFIX):
+        return f"SGD ({choice[len(SGD_PREFIX):]})"
+    if choice.startswith("vision/adam_"):
+        return f"Adam ({choice[len('vision/adam_'):]})"
+    return NAMES.get(choice, choice)
+
+
+def by_dataset(runs: pd.DataFrame) -> dict:
+    """{dataset name: runs of that data set}, MNIST first, then CIFAR-10, CIFAR-100, others."""
+    if runs.empty:
+        return {}
+    order = {k: i for i, k in enumerate(DATASET_NAMES)}
+    keys = sorted(runs["dataset.name"].unique(), key=lambda d: (order.get(d, 99), d))
+    return {k: runs[runs["dataset.name"] == k] for k in keys}
+
+
+def by_choice(runs: pd.DataFrame) -> dict:
+    return {c: g for c, g in runs.groupby("choice.optimizer")}
+
+
+def diverged(row) -> bool:
+    return str(row.get("summary.status", "completed")) == "diverged"
+
+
+def final_value(store, row, metric="loss", split="train", group=-1) -> float:
+    """Last logged value of a run; +inf for a diverged run or a non-finite value."""
+    if diverged(row):
+        return math.inf
+    v = store.final(row.run_id, metric, split, group)
+    return v if math.isfinite(v) else math.inf
+
+
+def median_final(store, rows: pd.DataFrame, metric="loss", split="train", group=-1) -> float:
+    vals = [final_value(store, r, metric, split, group) for _, r in rows.iterrows()]
+    return float(np.median(vals)) if vals else math.nan
+
+
+def best_of(store, runs: pd.DataFrame, prefix: str, metric="loss", split="train", group=-1):
+    """(choice, median final value) of the grid point with the lowest median final value among the
+    choices starting with ``prefix`` (diverged runs count as +inf); (None, nan) when none."""
+    scores = {c: median_final(store, g, metric, split, group)
+              for c, g in by_choice(runs).items() if c.startswith(prefix)}
+    if not scores:
+        return None, math.nan
+    best = min(scores, key=lambda c: (scores[c], c))
+    return best, scores[best]
+
+
+def band(store, rows: pd.DataFrame, metric="loss", split="train", group=-1, x="epoch"):
+    """(x, median, min, max) over the seeds, on the steps all of them logged (diverged runs end
+    early: the band stops where the shortest run stops, nothing is padded)."""
+    curves = [store.curve(r.run_id, metric, split, group) for _, r in rows.iterrows()]
+    curves = [c for c in curves if len(c)]
+    if not curves:
+        return (np.array([]),) * 4
+    steps = set(curves[0].step)
+    for c in curves[1:]:
+        steps &= set(c.step)
+    steps = sorted(steps)
+    mats = np.stack([c.set_index("step").loc[steps, "value"].to_numpy(float) for c in curves])
+    xs = np.asarray(steps, float) if x == "step" else curves[0].set_index("step").loc[steps, x].to_numpy(float)
+    return xs, np.median(mats, 0), mats.min(0), mats.max(0)
+
+
+def step_weighted(store, run_id: str, metric: str) -> float:
+    """Mean over all logged optimizer steps of a per-interval statistic (``opt/<metric>`` is an
+    average over the steps of its evaluation interval; intervals are weighted by their length)."""
+    cur = store.curve(run_id, metric, "opt")
+    if cur.empty:
+        return math.nan
+    steps = store.curve(run_id, "loss", "train").step.to_numpy()
+    # the interval that ends at step s started at the previous evaluation
+    prev = {s: p for p, s in zip(steps[:-1], steps[1:])}
+    w = np.array([s - prev.get(s, 0) for s in cur.step], float)
+    return float(np.sum(w * cur.value.to_numpy(float)) / np.sum(w)) if w.sum() > 0 else math.nan
+
+
+def per_step(store, rows, fn) -> float:
+    vals = [fn(r.run_id) for _, r in rows.iterrows()]
+    vals = [v for v in vals if math.isfinite(v)]
+    return float(np.median(vals)) if vals else math.nan
+
+
+def legend(ax, **kw):
+    """A legend only when something is labelled (empty stores draw empty panels)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, **kw)
+
+
+def semilogy_band(ax, xs, med, lo, hi, label, color, lw=1.6, alpha=1.0):
+    if len(xs) == 0:
+        return
+    floor = 1e-12
+    ax.semilogy(xs, np.maximum(med, floor), color=color, label=label, lw=lw, alpha=alpha)
+    if lw > 1 and np.any(hi > lo):
+        ax.fill_between(xs, np.maximum(lo, floor), np.maximum(hi, floor), color=color, alpha=0.15 * alpha)
+
+
+# ---- the figure -----------------------------------------------------------------------------
+MAIN = ("sls", "sps", "adam")
+COLORS = {"sls": "C0", "sps": "C1", "adam": "C2", "sgd": "C3"}
+
+
+def plot(store, out_dir):
+    p = plt()
+    panels = by_dataset(store.runs(FIG))
+    ncol = max(1, len(panels))
+    fig, axes = p.subplots(3, ncol, figsize=(4.6 * ncol, 9), squeeze=False)
+    for j, (ds, runs) in enumerate(panels.items()):
+        choices = by_choice(runs)
+        best, _ = best_of(store, runs, SGD_PREFIX)
+        ax_l, ax_s, ax_a = axes[0, j], axes[1, j], axes[2, j]
+        for c, rows in sorted(choices.items()):
+            if c.startswith(SGD_PREFIX) and c != best:
+                div = any(diverged(r) for _, r in rows.iterrows())
+                semilogy_band(ax_l, *band(store, rows), name(c) + (", diverged" if div else ""), "0.6",
+                              lw=0.8, alpha=0.6)
+        for c in [*MAIN, best]:
+            if c is None or c not in choices:
+                continue
+            color = COLORS["sgd"] if c == best else COLORS[c]
+            label = f"{name(c)}, best SGD" if c == best else name(c)
+            semilogy_band(ax_l, *band(store, choices[c]), label, color)
+            if c != "adam":       # Adam's lr is not a step length along the gradient
+                semilogy_band(ax_s, *band(store, choices[c], "step_size", "opt"), label, color)
+            xs, med, _, _ = band(store, choices[c], "acc", "test")
+            if len(xs):
+                ax_a.plot(xs, med, color=color, label=label)
+        ax_l.set_title(DATASET_NAMES.get(ds, ds))
+        ax_l.set_ylabel("training loss")
+        ax_s.set_ylabel("step size along -gradient\n(mean per interval)")
+        ax_a.set_ylabel("test accuracy")
+        ax_a.set_xlabel("epoch")
+        legend(ax_l)
+    if not panels:
+        axes[0, 0].text(0.5, 0.5, "no runs", ha="center")
+    fig.tight_layout()
+    return save(fig, out_dir, FIG)
+
+
+def check(store):
+    claims = []
+    for ds, runs in by_dataset(store.runs(FIG)).items():
+        choices = by_choice(runs)
+        tag = DATASET_NAMES.get(ds, ds)
+        if "sls" not in choices:
+            claims.append(Claim(FIG, f"{tag}: SLS runs present", "no SLS run", "FAIL"))
+            continue
+        sls = choices["sls"]
+        f_sls = median_final(store, sls)
+        best, f_sgd = best_of(store, runs, SGD_PREFIX)
+        f_adam = median_final(store, choices["adam"]) if "adam" in choices else math.nan
+        f_sps = median_final(store, choices["sps"]) if "sps" in choices else math.nan
+        grid = ", ".join(f"{c[len(SGD_PREFIX):]}: {median_final(store, g):.2e}"
+                         for c, g in sorted(choices.items()) if c.startswith(SGD_PREFIX))
+        have = best is not None and math.isfinite(f_adam)
+        ok = have and f_sls <= TOL * f_sgd and f_sls <= TOL * f_adam
+        claims.append(Claim(
+            FIG, f"{tag}: SLS's final training loss is at most {TOL:g}x that of SGD with its best fixed step "
+                 f"and of Adam (median over seeds)",
+            f"SLS {f_sls:.2e}, best SGD (step {best[len(SGD_PREFIX):] if best else '?'}) {f_sgd:.2e}, "
+            f"Adam {f_adam:.2e}, SPS {f_sps:.2e}; SGD grid {grid}", verdict(ok)))
+
+        zero = per_step(store, sls, lambda r: step_weighted(store, r, "zero_backtrack_frac"))
+        bt = per_step(store, sls, lambda r: step_weighted(store, r, "backtracks"))
+        claims.append(Claim(
+            FIG, f"{tag}: median Armijo tests per SLS step = 1 (no backtrack in at least half of the steps)",
+            f"steps without backtracking {zero:.1%}, mean backtracks per step {bt:.2f}, "
+            f"mean Armijo tests per step {1 + bt:.2f}", verdict(zero >= 0.5)))
+
+        xs, med, _, _ = band(store, sls, "step_size", "opt")
+        if len(xs) < 3:
+            claims.append(Claim(FIG, f"{tag}: SLS's step size grows", "fewer than 3 intervals logged", "FAIL"))
+            continue
+        first, peak = med[0], float(np.max(med))
+        t_peak = float(xs[int(np.argmax(med))])
+        late = float(np.median(med[xs >= xs[-1] / 2]))
+        ok = peak >= 2 * first and t_peak >= xs[-1] / 4
+        claims.append(Claim(
+            FIG, f"{tag}: SLS's step size grows over training (the peak of the per-interval mean step is "
+                 f">= 2x the first interval's and comes after the first quarter of training)",
+            f"first interval {first:.3g}, peak {peak:.3g} ({peak / first:.3g}x) at epoch {t_peak:.0f} of "
+            f"{xs[-1]:.0f}, second-half median {late:.3g}, last {med[-1]:.3g}", verdict(ok)))
+    if not claims:
+        claims.append(Claim(FIG, TITLE, "no runs", "FAIL"))
+    return claims
