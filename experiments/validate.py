@@ -7,6 +7,7 @@ value must have the type of the yaml's default (ints are accepted for float defa
 """
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -161,6 +162,12 @@ def _check_rules(cfg: dict):
         raise ConfigError(f"seed must be a non-negative integer, got {cfg.get('seed')!r}")
 
 
+@functools.lru_cache(maxsize=None)
+def _schema(path: Path, mtime_ns: int) -> dict:
+    schema = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return {k: v for k, v in schema.items() if k != "defaults"}
+
+
 def check(cfg: dict, choices: dict, conf_dir: Path = CONF_DIR) -> None:
     """Validate a resolved config (plain dict) against the yaml of each chosen option."""
     for group in GROUPS:
@@ -168,8 +175,7 @@ def check(cfg: dict, choices: dict, conf_dir: Path = CONF_DIR) -> None:
         f = conf_dir / group / f"{choice}.yaml"
         if choice is None or not f.exists():
             continue
-        schema = OmegaConf.to_container(OmegaConf.load(f), resolve=False)
-        schema = {k: v for k, v in schema.items() if k != "defaults"}
+        schema = _schema(f, f.stat().st_mtime_ns)
         _walk(group, cfg[group], schema, group, choice)
     _check_rules(cfg)
     if cfg["optimizer"].get("name") is None:

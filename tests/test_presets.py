@@ -1,5 +1,6 @@
 """Every figure has a preset with a quick and a full grid, every job of which composes and
 validates (the lightning-hydra-template style compose test), and a figure module."""
+import functools
 from pathlib import Path
 
 import pytest
@@ -15,24 +16,28 @@ def test_presets_belong_to_figures():
     assert set(PRESETS) <= set(FIGURES)
 
 
+@functools.lru_cache(maxsize=None)
+def _jobs(preset, profile):
+    return plan.expand([f"experiment={preset}", f"profile={profile}"], multirun=True)
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("profile", ["quick", "full"])
 def test_preset_grid_composes_and_validates(preset, profile):
     assert (CONF / "grid" / f"{preset}_{profile}.yaml").exists()
-    jobs = plan.expand([f"experiment={preset}", f"profile={profile}"], multirun=True)
+    jobs = _jobs(preset, profile)
     assert len(jobs) >= 2
     assert len({j.run_id for j in jobs}) == len(jobs), "two jobs of one sweep share a run id"
     assert all(j.cfg["figure"] == preset for j in jobs)
     assert preset in available()
 
 
-def test_full_profile_is_larger_than_quick():
-    for preset in PRESETS:
-        quick = plan.expand([f"experiment={preset}", "profile=quick"], multirun=True)
-        full = plan.expand([f"experiment={preset}", "profile=full"], multirun=True)
-        seeds_q = {j.cfg["seed"] for j in quick}
-        seeds_f = {j.cfg["seed"] for j in full}
-        assert len(full) >= len(quick) and len(seeds_f) >= len(seeds_q), preset
+@pytest.mark.parametrize("preset", PRESETS)
+def test_full_profile_is_larger_than_quick(preset):
+    quick, full = _jobs(preset, "quick"), _jobs(preset, "full")
+    seeds_q = {j.cfg["seed"] for j in quick}
+    seeds_f = {j.cfg["seed"] for j in full}
+    assert len(full) >= len(quick) and len(seeds_f) >= len(seeds_q), preset
 
 
 def test_no_config_interpolates_the_seed():
