@@ -43,6 +43,11 @@ def resolve_device(name: str) -> torch.device:
 def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> dict:
     tc, seed = cfg["train"], int(cfg["seed"])
     device = resolve_device(cfg["device"])
+    if device.type == "cpu":
+        # denormal floats make CPU kernels several times slower once a trained model has many
+        # tiny weights/gradients (measured 5x on 1,000-class MNIST); flushing them to zero
+        # changes values below ~1e-38 (float32) only
+        torch.set_flush_denormal(bool(tc.get("flush_denormal", True)))
 
     # ---- data and model: independent random streams (seeding.py) -----------------------
     data = datasets.load(cfg["dataset"], cfg["paths"]["data_dir"], seeding.generator(seed, "data"))

@@ -73,6 +73,9 @@ def collect(results_dir: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.Da
         rows.append(row)
         curves.append(curve)
     index = pd.DataFrame(rows)
+    for col in index.columns:       # e.g. train.batch_size holds 128 and 'full': store as text
+        if index[col].dtype == object and index[col].dropna().map(type).nunique() > 1:
+            index[col] = index[col].map(lambda v: v if v is None else str(v))
     curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
         columns=["run_id", *AXES, "split", "metric", "value", "group"])
     for name, df in (("index.parquet", index), ("curves.parquet", curves_df)):

@@ -94,3 +94,10 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         atomic_write_json(p, {"a": object()} if False else {1j: 2})   # not serialisable
     assert json.loads(p.read_text()) == {"a": 1}
     assert [f.name for f in tmp_path.iterdir()] == ["x.json"]        # no temp file left behind
+
+
+def test_collect_handles_mixed_type_config_columns(compose_cfg, tmp_path):
+    execute(compose_cfg(*LSTSQ_FAST))
+    execute(compose_cfg(*LSTSQ_FAST, "train.batch_size=full"))
+    index, _, problems = collect(tmp_path / "results", quiet=True)
+    assert not problems and sorted(index["train.batch_size"]) == ["4", "full"]

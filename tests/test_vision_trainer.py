@@ -95,7 +95,7 @@ def test_full_batch_step_on_real_mnist_subset(compose_cfg, tmp_path):
 @pytest.mark.parametrize("over", [
     ("model=mlp", "model.hidden_sizes=[32]", "optimizer=sls"),
     ("model=mlp", "model.hidden_sizes=[32]", "optimizer=ponos"),
-    ("model=simple_cnn", "model.width=0.25", "optimizer=adam"),
+    ("model=simple_cnn", "model.width=0.125", "optimizer=adam"),
 ], ids=["mlp-sls", "mlp-ponos", "cnn-adam"])
 def test_resume_equals_uninterrupted(compose_cfg, tmp_path, over):
     data_dir = fake_mnist(tmp_path / "data", n_train=64)

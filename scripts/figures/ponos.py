@@ -74,7 +74,7 @@ def check(store):
         claims.append(Claim(
             FIG, f"{tag}: PoNoS reaches the lowest final training loss (median over seeds) of PoNoS, SLS, SPS, "
                  f"SGD with its best fixed step and Adam",
-            f"PoNoS {f_pon:.2e} ({runner_up / f_pon:.3g}x below the next); {others}"
+            f"PoNoS {f_pon:.2e} ({runner_up / max(f_pon, 1e-300):.3g}x below the next); {others}"
             + (f"; missing {', '.join(missing)}" if missing else ""), verdict(ok)))
 
         pon = choices["ponos"]

@@ -205,7 +205,7 @@ def check(store):
         if len(xs) < 3:
             claims.append(Claim(FIG, f"{tag}: SLS's step size grows", "fewer than 3 intervals logged", "FAIL"))
             continue
-        first, peak = med[0], float(np.max(med))
+        first, peak = max(float(med[0]), 1e-300), float(np.max(med))
         t_peak = float(xs[int(np.argmax(med))])
         late = float(np.median(med[xs >= xs[-1] / 2]))
         ok = peak >= 2 * first and t_peak >= xs[-1] / 4
