@@ -93,6 +93,10 @@ def test_step_size_selection_uses_the_worst_seed_and_flags_grid_ends(tmp_path):
     assert row.lr == 1.0 and row.worst == 2.5 and not row.edge and sorted(row.run_ids) == ["w", "x"]
     edge = full_batch_gap.select_step_sizes(tab[tab.lr < 5]).iloc[0]
     assert edge.lr == 1.0 and edge.edge
+    # a method without a step size (a line search) is one group with all its runs
+    ls = full_batch_gap.select_step_sizes(pd.DataFrame({"method": ["sls"] * 2, "lr": [math.nan] * 2,
+                                                        "final": [1.0, 2.0], "run_id": ["p", "q"]})).iloc[0]
+    assert ls.worst == 2.0 and sorted(ls.run_ids) == ["p", "q"] and not ls.edge
     assert full_batch_gap.method_of("lang/sgd_m_lr-0.5") == "sgd_m"
     assert full_batch_gap.method_of("lang/adam_nom_lr0") == "adam_nom"
     assert full_batch_gap.method_of("ponos_prec") == "ponos_prec"

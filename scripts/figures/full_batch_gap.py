@@ -127,12 +127,12 @@ def select_step_sizes(tab: pd.DataFrame, by=("method",)) -> pd.DataFrame:
         per_lr = grp.groupby("lr", dropna=False).final.agg(["max", "median", "count"])
         worst = per_lr["max"].replace(np.nan, np.inf)
         best = worst.idxmin()
-        lrs = sorted(per_lr.index)
+        lrs = sorted(v for v in per_lr.index if not pd.isna(v))     # NaN: a method without a step size
         edge = len(lrs) > 1 and best in (lrs[0], lrs[-1]) and math.isfinite(worst[best])
+        same = grp.lr.isna() if pd.isna(best) else grp.lr == best
         out.append({**dict(zip(by, key)), "lr": best, "worst": float(worst[best]),
                     "median": float(per_lr.loc[best, "median"]), "seeds": int(per_lr.loc[best, "count"]),
-                    "lrs": lrs, "edge": bool(edge),
-                    "run_ids": list(grp[grp.lr == best].run_id)})
+                    "lrs": lrs, "edge": bool(edge), "run_ids": list(grp[same].run_id)})
     return pd.DataFrame(out)
 
 
@@ -196,15 +196,19 @@ def plot(store, out_dir):
     if len(batches):
         axes[0].set_ylabel("training loss")
     ax = axes[-1]
+    finite = [b for b in batches if math.isfinite(b)]
+    full_x = n if math.isfinite(n) else 4 * max(finite, default=1)
+    pos = {b: (b if math.isfinite(b) else full_x) for b in batches}
     for m in FAMILY["sgd"] + FAMILY["adam"]:
         s = sel[sel.method == m].sort_values("batch")
         if len(s):
-            xs = [b if math.isfinite(b) else (n if math.isfinite(n) else max(s.batch[np.isfinite(s.batch)], default=1) * 4)
-                  for b in s.batch]
-            ax.plot(xs, s.worst, marker="o", label=label_of(m), **style_of(m))
+            ax.plot([pos[b] for b in s.batch], s.worst, marker="o", label=label_of(m), **style_of(m))
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("batch size (last point: full batch)")
+    ax.set_xticks([pos[b] for b in batches])
+    ax.set_xticklabels([f"{int(b)}" if math.isfinite(b) else "full" for b in batches])
+    ax.minorticks_off()
+    ax.set_xlabel("batch size")
     ax.set_ylabel("final training loss (worst seed, best step)")
     ax.set_title("final loss vs batch size")
     ax.legend(fontsize=7)

@@ -48,12 +48,12 @@ def frequency_stats(counts) -> dict:
     k = len(present)
     rank = np.arange(1, k + 1)
     fit = present >= 2 if (present >= 2).sum() >= 3 else np.ones(k, bool)   # singletons form a plateau
-    s = -np.polyfit(np.log(rank[fit]), np.log(present[fit]), 1)[0] if fit.sum() >= 2 else math.nan
+    slope, icpt = np.polyfit(np.log(rank[fit]), np.log(present[fit]), 1) if fit.sum() >= 2 else (math.nan, math.nan)
     return {"classes": len(c), "present": k, "tokens": total,
             "rare_half_present": present[k - k // 2:].sum() / total if k else math.nan,
             "rare_half_vocab": c[len(c) - len(c) // 2:].sum() / total,
             "top10pct": present[:max(1, k // 10)].sum() / total if k else math.nan,
-            "zipf_s": s, "singletons": int((present == 1).sum())}
+            "zipf_s": -slope, "zipf_c": math.exp(icpt), "singletons": int((present == 1).sum())}
 
 
 # ----------------------------------------------------------------------------- per-group progress
@@ -155,7 +155,7 @@ def plot_groups(store, fig_id: str, out_dir, counts, title: str, logy: bool):
         rank = np.arange(1, len(c) + 1)
         ax.loglog(rank, c, ".", ms=3, label="classes")
         if math.isfinite(st["zipf_s"]):
-            ax.loglog(rank, c[0] * rank ** -st["zipf_s"], "k--", lw=0.8, label=f"Zipf fit s = {st['zipf_s']:.2f}")
+            ax.loglog(rank, st["zipf_c"] * rank ** -st["zipf_s"], "k--", lw=0.8, label=f"Zipf fit s = {st['zipf_s']:.2f}")
         ax.set_xlabel("class rank")
         ax.set_ylabel("training count")
         ax.set_title(f"rarer half of classes: {st['rare_half_present']:.0%} of samples", fontsize=9)
