@@ -72,6 +72,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     t0 = time.time()
     profile = _profile(args.profile)
+    import torch
+    if not torch.cuda.is_available() and "OMP_NUM_THREADS" not in os.environ:
+        # On a small shared CPU machine several torch threads per run oversubscribe the cores
+        # (measured: an MNIST epoch 3.5 s with 1 thread, 17.8 s with 2 while another process
+        # ran). Sweeps run one job at a time, so one thread each; set OMP_NUM_THREADS to change.
+        os.environ["OMP_NUM_THREADS"] = "1"
+        print("CPU run: OMP_NUM_THREADS=1 for the sweeps (set it to override)")
     results = Path(args.results)
     have = available()
     figs = list(have) if args.figures == "all" else [f.strip() for f in args.figures.split(",") if f.strip()]
