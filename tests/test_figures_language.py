@@ -53,7 +53,8 @@ def _fbg_store(tmp_path, grows=True):
     runs = []
     # best finals (at the middle step size of each grid); the other step sizes are worse
     best = {"sgd": {4: 4.6, 16: 4.5, 64: 4.4}, "sgd_m": {4: 4.3, 16: 4.2, 64: 4.1},
-            "adam_nom": {4: 4.2, 16: 3.0, 64: 2.0 if grows else 4.1}, "adam": {4: 3.6, 16: 1.5, 64: 0.2 if grows else 4.0}}
+            "adam_nom": {4: 4.2, 16: 3.0, 64: 2.0 if grows else 4.1},
+            "adam": {4: 3.6, 16: 1.5, 64: 0.2 if grows else 4.0}}
     grid = {"sgd": (-1, -0.5, 0), "sgd_m": (-1.5, -1, -0.5), "adam": (-2.5, -2, -1.5), "adam_nom": (-3, -2.5, -2)}
     for m, exps in grid.items():
         for bs in (4, 16, 64):

@@ -21,7 +21,7 @@ import pandas as pd
 
 from scripts.figures.common import Claim, plt, save, verdict
 from scripts.figures.full_batch_gap import (FAMILY, data_info, fmt_lr, label_of, median_curve, run_table,
-                                            select_step_sizes, style_of)
+                                            select_step_sizes)
 
 FIG = "heavy_tailed_labels"
 TITLE = ("token frequencies are heavy tailed; SGD's training loss on the rare-class groups falls far slower "
@@ -155,7 +155,8 @@ def plot_groups(store, fig_id: str, out_dir, counts, title: str, logy: bool):
         rank = np.arange(1, len(c) + 1)
         ax.loglog(rank, c, ".", ms=3, label="classes")
         if math.isfinite(st["zipf_s"]):
-            ax.loglog(rank, st["zipf_c"] * rank ** -st["zipf_s"], "k--", lw=0.8, label=f"Zipf fit s = {st['zipf_s']:.2f}")
+            ax.loglog(rank, st["zipf_c"] * rank ** -st["zipf_s"], "k--", lw=0.8,
+                      label=f"Zipf fit s = {st['zipf_s']:.2f}")
         ax.set_xlabel("class rank")
         ax.set_ylabel("training count")
         ax.set_title(f"rarer half of classes: {st['rare_half_present']:.0%} of samples", fontsize=9)

@@ -105,8 +105,8 @@ def check(store):
     if not vis or not lang:
         return [Claim(FIG, TITLE, f"need noise samples for a vision and a language dataset; have {sorted(data)}",
                       "FAIL")]
-    fmt = lambda d, s: (f"{d}: T={s['T']:.2f}, excess kurtosis={s['kurt']:.2f}, q99/median={s['p99_med']:.2f} (scale-dependent) "
-                        f"(n={s['n']})")
+    fmt = lambda d, s: (f"{d}: T={s['T']:.2f}, excess kurtosis={s['kurt']:.2f}, "
+                        f"q99/median={s['p99_med']:.2f} (scale-dependent) (n={s['n']})")
     measured = "; ".join([fmt(d, s) for d, s in sorted(vis.items())] + [fmt(d, s) for d, s in sorted(lang.items())])
     measured += f"; Gaussian: T={GAUSS_T:.2f}, excess kurtosis=0"
     ok = all(sl["T"] > sv["T"] and sl["kurt"] > sv["kurt"] for sl in lang.values() for sv in vis.values())

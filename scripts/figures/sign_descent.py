@@ -12,8 +12,8 @@ import math
 import numpy as np
 
 from scripts.figures.common import Claim, plt, save, verdict
-from scripts.figures.full_batch_gap import (METHODS, fmt_lr, label_of, median_curve, run_table,
-                                            select_step_sizes, style_of)
+from scripts.figures.full_batch_gap import (fmt_lr, label_of, median_curve, run_table, select_step_sizes,
+                                            style_of)
 
 FIG = "sign_descent"
 TITLE = ("sign descent with momentum and Lion track Adam; normalized GD tracks GD "
@@ -96,6 +96,7 @@ def check(store):
     edges = [f"{label_of(r.method)} {fmt_lr(r.lr)}" for r in sel.itertuples() if r.edge]
     others = [fin(m) for m in ("sign", "rsign", "adam_nom") if m in L]
     extra = ("; also " + ", ".join(others) if others else "") + (
-        "; selected step size at a grid end: " + ", ".join(edges) if edges else "; every selected step size is inside its grid")
+        "; selected step size at a grid end: " + ", ".join(edges) if edges
+        else "; every selected step size is inside its grid")
     claims[-1].measured += extra
     return claims

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from scripts.figures.common import Claim, plt, save, verdict
 from scripts.figures.full_batch_gap import fmt_lr, median_curve, run_table, select_step_sizes
