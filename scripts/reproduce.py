@@ -10,6 +10,7 @@ re-collects and re-plots.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -28,20 +29,39 @@ def _profile(name: str) -> str:
     return "full" if torch.cuda.is_available() else "quick"
 
 
-def write_manifest(results: Path, fig: str, profile: str, jobs) -> None:
+def write_manifest(results: Path, fig: str, profile: str, jobs, conf_hash: str | None = None) -> None:
     from experiments.store import atomic_write_json
     atomic_write_json(results / "manifests" / f"{fig}.json", {
-        "figure": fig, "profile": profile,
+        "figure": fig, "profile": profile, "conf_hash": conf_hash,
         "jobs": [{"run_id": j.run_id, "overrides": j.overrides, "choices": j.choices} for j in jobs]})
+
+
+def _conf_hash(overrides: list[str]) -> str:
+    """Fingerprint of every config file and the overrides: when it matches the manifest's,
+    the manifest's run ids are still the sweep's and planning (composing every job) is skipped."""
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    h = hashlib.sha256(json.dumps(overrides).encode())
+    for f in sorted(conf.rglob("*.yaml")):
+        h.update(str(f.relative_to(conf)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
 
 
 def run_figure(fig: str, profile: str, results: Path, launcher: str, extra: list[str]) -> tuple[int, int]:
     """Run the preset sweep of one figure; returns (jobs, jobs that were already DONE)."""
-    from experiments import plan
     overrides = [f"experiment={fig}", f"profile={profile}", *extra]
+    key = _conf_hash(overrides)
+    man_path = results / "manifests" / f"{fig}.json"
+    if man_path.exists():
+        man = json.loads(man_path.read_text())
+        if man.get("conf_hash") == key:
+            done = sum((results / "runs" / j["run_id"] / "DONE").exists() for j in man["jobs"])
+            if done == len(man["jobs"]):
+                print(f"[{fig}] all {done} runs already DONE, sweep not started")
+                return done, done
+    from experiments import plan
     jobs = plan.expand(overrides, multirun=True)
     done = sum((results / "runs" / j.run_id / "DONE").exists() for j in jobs)
-    write_manifest(results, fig, profile, jobs)
+    write_manifest(results, fig, profile, jobs, key)
     if done == len(jobs):
         print(f"[{fig}] all {len(jobs)} runs already DONE, sweep not started")
         return len(jobs), done
@@ -53,7 +73,7 @@ def run_figure(fig: str, profile: str, results: Path, launcher: str, extra: list
     proc = subprocess.run(cmd, env={**os.environ, "RESULTS_DIR": str(results)})
     # re-plan: the manifest must name the runs the sweep really made, even if a config file
     # was edited while it ran
-    write_manifest(results, fig, profile, plan.expand(overrides, multirun=True))
+    write_manifest(results, fig, profile, plan.expand(overrides, multirun=True), key)
     if proc.returncode != 0:
         print(f"[{fig}] sweep failed with exit status {proc.returncode}; finished runs are kept")
     else:

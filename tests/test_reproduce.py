@@ -1,0 +1,25 @@
+"""scripts.reproduce skips a figure whose runs are all DONE without planning or launching,
+and plans again as soon as a config file or an override changes."""
+import json
+
+from scripts import reproduce
+
+
+def test_skip_uses_the_manifest_until_the_configs_change(tmp_path, monkeypatch, capsys):
+    fig, overrides = "convergence_rates", ["experiment=convergence_rates", "profile=quick"]
+    jobs = [{"run_id": f"r{i}", "overrides": [], "choices": {}} for i in range(3)]
+    for j in jobs:
+        (tmp_path / "runs" / j["run_id"]).mkdir(parents=True)
+        (tmp_path / "runs" / j["run_id"] / "DONE").write_bytes(b"")
+    (tmp_path / "manifests").mkdir()
+    man = {"figure": fig, "profile": "quick", "conf_hash": reproduce._conf_hash(overrides), "jobs": jobs}
+    (tmp_path / "manifests" / f"{fig}.json").write_text(json.dumps(man))
+
+    def no_planning(*a, **k):
+        raise AssertionError("planned although the manifest was current")
+    monkeypatch.setattr("experiments.plan.expand", no_planning)
+    monkeypatch.setattr("subprocess.run", no_planning)
+    assert reproduce.run_figure(fig, "quick", tmp_path, "basic", []) == (3, 3)
+    assert "all 3 runs already DONE" in capsys.readouterr().out
+    # another override (or an edited yaml) changes the fingerprint: it must plan again
+    assert reproduce._conf_hash(overrides + ["seed=1"]) != man["conf_hash"]
