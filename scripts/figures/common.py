@@ -36,6 +36,7 @@ class Store:
         self.dir = Path(results_dir)
         self._index = None
         self._curves = None
+        self._by_run = None
 
     @property
     def index(self) -> pd.DataFrame:
@@ -65,9 +66,15 @@ class Store:
                              for j in man["jobs"]]).drop_duplicates("run_id")
         return self.index.merge(jobs, on="run_id", how="inner")
 
+    def _run_curves(self, run_id: str) -> pd.DataFrame:
+        """The curves of one run (split once into a dict: figures ask for many runs)."""
+        if self._by_run is None:
+            self._by_run = dict(tuple(self.curves.groupby("run_id", sort=False)))
+        return self._by_run.get(run_id, self.curves.iloc[0:0])
+
     def curve(self, run_id: str, metric: str, split: str = "train", group: int = -1) -> pd.DataFrame:
-        c = self.curves
-        sel = c[(c.run_id == run_id) & (c.split == split) & (c.metric == metric) & (c.group == group)]
+        c = self._run_curves(run_id)
+        sel = c[(c.split == split) & (c.metric == metric) & (c.group == group)]
         return sel.sort_values("step").reset_index(drop=True)
 
     def final(self, run_id: str, metric: str, split: str = "train", group: int = -1) -> float:
