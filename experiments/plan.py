@@ -1,9 +1,12 @@
 """Expand a command line (with sweeps and a preset's grid) into the list of jobs it launches,
-using Hydra's own compose API and the basic sweeper's expansion rules.
+using Hydra's own compose API.
 
+The jobs are the command line's own Cartesian sweep (Hydra's basic rules) crossed with what
+the composed preset declares: its ``sweep:`` block (``experiments.sweep``: seeds, product,
+zip and per-method step-size grids) or, for hand-written grids, ``hydra.sweeper.params``.
 Used for the pre-flight check of ``experiments.train`` (every job of a sweep is validated
-before the first one starts) and by ``scripts.reproduce`` to skip a sweep whose runs are all
-DONE without starting it.
+before the first one starts), by the suite's sweeper plugin (which launches exactly these
+jobs, minus the DONE ones) and by ``scripts.reproduce`` for the figure manifests.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
-from experiments import runid, validate
+from experiments import runid, sweep, validate
 
 
 @dataclass
@@ -51,9 +54,69 @@ def _hydra_only(o: str) -> bool:
     return key.startswith("hydra")
 
 
+def _key(o: str) -> str:
+    return o.split("=", 1)[0].lstrip("+~")
+
+
+def _representative(parsed) -> list[str]:
+    """Overrides a job list can be formed from: a sampled sweep (``interval(a, b)`` of the Optuna
+    or Ax sweepers) is validated at its lower end; the sweeper plugin samples the rest."""
+    out = []
+    for o in parsed:
+        if o.is_sweep_override() and not o.is_discrete_sweep():
+            out.append(f"{o.get_key_element()}={o.value().start}")
+        else:
+            out.append(o.input_line)
+    return out
+
+
+def _declared(base) -> list[list[str]]:
+    """The job lists a composed config declares: its ``sweep:`` block, else Hydra's
+    ``hydra.sweeper.params`` (plain Cartesian), else one job."""
+    block = base.get("sweep")
+    if block is not None:
+        try:
+            return sweep.expand(OmegaConf.to_container(block, resolve=False))
+        except sweep.SweepError as e:
+            raise validate.ConfigError(str(e)) from None
+    node = base.hydra.sweeper.get("params")
+    params = OmegaConf.to_container(node, resolve=False) if node is not None else {}
+    if not params:
+        return [[]]
+    parser = OverridesParser.create()
+    return BasicSweeper.split_arguments(parser.parse_overrides([f"{k}={v}" for k, v in params.items()]), None)[0]
+
+
+def _merge(cmd: list[str], declared: list[str]) -> list[str]:
+    """A job's overrides: the command line's, then the declared ones whose key the command line
+    does not set (what a user types wins over the preset)."""
+    keys = {_key(o) for o in cmd}
+    return list(cmd) + [o for o in declared if _key(o) not in keys]
+
+
+_CACHE: dict = {}
+
+
 def expand(argv: list[str], multirun: bool) -> list[Job]:
-    """All jobs of ``python -m experiments.train [-m] <argv>``; raises ConfigError."""
+    """All jobs of ``python -m experiments.train [-m] <argv>``; raises ConfigError.
+
+    The last expansion is cached (keyed by the arguments and the config files' state), so the
+    sweeper plugin of the same process reuses the pre-flight's plan instead of composing again."""
     args = [a for a in argv if not _hydra_only(a)]
+    key = (tuple(args), multirun, _conf_state())
+    if key in _CACHE:
+        return _CACHE[key]
+    jobs = _expand(args, multirun)
+    _CACHE.clear()
+    _CACHE[key] = jobs
+    return jobs
+
+
+def _conf_state() -> tuple:
+    return tuple((str(f), f.stat().st_mtime_ns) for f in sorted(validate.CONF_DIR.rglob("*.yaml")))
+
+
+def _expand(args: list[str], multirun: bool) -> list[Job]:
     parser = OverridesParser.create()
     try:
         parsed = parser.parse_overrides(args)
@@ -64,14 +127,16 @@ def expand(argv: list[str], multirun: bool) -> list[Job]:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(validate.CONF_DIR), version_base="1.3"):
-            first = BasicSweeper.split_arguments(parsed, None)[0][0]
-            base = compose("config", overrides=first, return_hydra_config=True)
-            job_lists = [first]
-            if multirun:
-                node = base.hydra.sweeper.get("params")
-                params = OmegaConf.to_container(node, resolve=False) if node is not None else {}
-                grid = [f"{k}={v}" for k, v in params.items()] + args
-                job_lists = BasicSweeper.split_arguments(parser.parse_overrides(grid), None)[0]
+            cmd_jobs = BasicSweeper.split_arguments(parser.parse_overrides(_representative(parsed)), None)[0]
+            # a preset's sweep depends on the preset: compose each command-line job whose
+            # group choices differ (usually one)
+            job_lists, bases = [], {}
+            for cj in (cmd_jobs if multirun else cmd_jobs[:1]):
+                groups = tuple(o for o in cj if "." not in _key(o) and _key(o) != "seed")
+                if groups not in bases:
+                    base = compose("config", overrides=cj, return_hydra_config=True)
+                    bases[groups] = _declared(base) if multirun else [[]]
+                job_lists += [_merge(cj, d) for d in bases[groups]]
             jobs = []
             composed = {}      # jobs differing only in the seed share one composition (no
             for ov in job_lists:   # config interpolates ${seed}; tests/test_presets.py checks)
@@ -85,6 +150,7 @@ def expand(argv: list[str], multirun: bool) -> list[Job]:
                     choices = dict(OmegaConf.to_container(c.hydra.runtime.choices))
                     with open_dict(c):
                         del c["hydra"]
+                        c.pop("sweep", None)
                     cfg = OmegaConf.to_container(c, resolve=True)
                     composed[rest] = (cfg, choices)
                 validate.check(cfg, choices)

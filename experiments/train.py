@@ -19,6 +19,7 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from datasets.base import DataMissingError
@@ -93,14 +94,24 @@ def _fail(msg: str):
     sys.exit(2)
 
 
+class JobError(ValueError):
+    """Bad input found inside one job of a sweep: the sweep goes on, the sweeper reports it."""
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig):
-    choices = dict(HydraConfig.get().runtime.choices)
+    hc = HydraConfig.get()
+    choices = dict(hc.runtime.choices)
     plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("sweep", None)                 # the preset's sweep block is not part of a job
+    if plain.get("method") is None:          # plain sweeps: the optimizer choice is the label
+        plain["method"] = choices.get("optimizer")
     try:
         validate.check(plain, choices)
         return execute(plain)
     except (validate.ConfigError, DataMissingError) as e:
+        if hc.mode == RunMode.MULTIRUN:      # sys.exit here would abandon every later job
+            raise JobError(str(e)) from None
         _fail(str(e))
 
 

@@ -78,6 +78,8 @@ CHOICES = {
     "optimizer.schedule.name": schedules.NAMES,
 }
 STRINGS_ALLOWED = {"train.batch_size": ("full",)}
+# Keys whose default is an int but whose meaning allows fractions (half an epoch).
+NUMBERS = {"train.epochs"}
 
 
 def _type_name(v):
@@ -92,9 +94,9 @@ def _check_value(path: str, value, default, group: str):
         return
     if isinstance(default, bool):
         ok = isinstance(value, bool)
-    elif isinstance(default, int):
+    elif isinstance(default, int) and path not in NUMBERS:
         ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
+    elif isinstance(default, (int, float)):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok and isinstance(value, str) and group == "optimizer":
             try:
@@ -162,20 +164,48 @@ def _check_rules(cfg: dict):
         raise ConfigError(f"seed must be a non-negative integer, got {cfg.get('seed')!r}")
 
 
+def _merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 @functools.lru_cache(maxsize=None)
 def _schema(path: Path, mtime_ns: int) -> dict:
-    schema = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    return {k: v for k, v in schema.items() if k != "defaults"}
+    """The keys an option accepts: its own, merged over those of the options its defaults list
+    extends (Hydra's ``defaults: [sgd]`` + ``lr: ...`` pattern composes to the base's keys)."""
+    own = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    schema = {}
+    for entry in own.get("defaults") or []:
+        if isinstance(entry, str) and entry != "_self_":
+            base = (CONF_DIR / entry.lstrip("/")) if entry.startswith("/") else path.parent / entry
+            base = base.with_suffix(".yaml")
+            if base.exists():
+                schema = _merge(schema, _schema(base, base.stat().st_mtime_ns))
+    return _merge(schema, {k: v for k, v in own.items() if k != "defaults"})
+
+
+def _option_schema(conf_dir: Path, group: str, choice: str, name) -> dict | None:
+    f = conf_dir / group / f"{choice}.yaml"
+    if not f.exists():
+        return None
+    schema = _schema(f, f.stat().st_mtime_ns)
+    named = conf_dir / group / f"{name}.yaml"          # a variant also accepts its class's keys
+    if isinstance(name, str) and named != f and named.exists():
+        schema = _merge(_schema(named, named.stat().st_mtime_ns), schema)
+    return schema
 
 
 def check(cfg: dict, choices: dict, conf_dir: Path = CONF_DIR) -> None:
     """Validate a resolved config (plain dict) against the yaml of each chosen option."""
     for group in GROUPS:
         choice = choices.get(group)
-        f = conf_dir / group / f"{choice}.yaml"
-        if choice is None or not f.exists():
+        if choice is None:
             continue
-        schema = _schema(f, f.stat().st_mtime_ns)
+        schema = _option_schema(conf_dir, group, choice, cfg[group].get("name"))
+        if schema is None:
+            continue
         _walk(group, cfg[group], schema, group, choice)
     _check_rules(cfg)
     if cfg["optimizer"].get("name") is None:

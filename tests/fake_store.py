@@ -9,12 +9,14 @@ import pandas as pd
 
 
 def write_store(root: Path, figure: str, runs: list[dict]) -> Path:
-    """runs: dicts with run_id, choices {group: choice}, columns {index column: value} and
+    """runs: dicts with run_id, method (default: the optimizer choice), choices {group: choice},
+    columns {index column: value} and
     curves {(split, metric, group): (steps, values)} (x axes derived from the steps)."""
     rows, curves, jobs = [], [], []
     for r in runs:
         rows.append({"run_id": r["run_id"], "config_id": r["run_id"], **r["columns"]})
-        jobs.append({"run_id": r["run_id"], "overrides": [], "choices": r["choices"]})
+        jobs.append({"run_id": r["run_id"], "overrides": [], "choices": r["choices"],
+                     "method": r.get("method", r["choices"].get("optimizer"))})
         n = r.get("n", 100)
         bs = r.get("batch_size", 1)
         for (split, metric, group), (steps, values) in r["curves"].items():

@@ -20,13 +20,13 @@ def _conv_store(tmp_path, stall_const=True):
     k = np.arange(0, 6001, 50)
     x = k / N
     curves = {
-        "lstsq/gd": 10 ** (-x / 5),
-        "lstsq/sag": 10 ** (-x / 6),
-        "lstsq/svrg": 10 ** (-x / 4),
-        "lstsq/sgd_decreasing": 1 / (1 + x) ** 1.5,
-        "lstsq/sgd_const": 0.2 + 0 * x if stall_const else 10 ** (-x / 5),
+        "gd": 10 ** (-x / 5),
+        "sag": 10 ** (-x / 6),
+        "svrg": 10 ** (-x / 4),
+        "sgd_decreasing": 1 / (1 + x) ** 1.5,
+        "sgd_const": 0.2 + 0 * x if stall_const else 10 ** (-x / 5),
     }
-    runs = [{"run_id": f"r{i}", "choices": {"optimizer": c}, "columns": _info(), "n": N,
+    runs = [{"run_id": f"r{i}", "method": c, "choices": {"optimizer": c}, "columns": _info(), "n": N,
              "curves": {("train", "subopt", -1): (k, y)}} for i, (c, y) in enumerate(curves.items())]
     return Store(write_store(tmp_path / "s", "convergence_rates", runs))
 
@@ -45,9 +45,9 @@ def test_overparam_sgd_renders_and_checks(tmp_path):
     k = np.arange(0, 3001, 10)
     for i, ratio in enumerate([0.5, 2.0]):
         interp = ratio >= 1
-        for c in ("lstsq/sgd_const", "lstsq/sgd_theory"):
-            y = 0.9995 ** k if c == "lstsq/sgd_theory" else (1e-3 + 0 * k if not interp else 10 ** (-k / 100))
-            runs.append({"run_id": f"r{i}{c[-5:]}", "choices": {"optimizer": c},
+        for c in ("sgd_const", "sgd_theory"):
+            y = 0.9995 ** k if c == "sgd_theory" else (1e-3 + 0 * k if not interp else 10 ** (-k / 100))
+            runs.append({"run_id": f"r{i}{c[-5:]}", "method": c, "choices": {"optimizer": c},
                          "columns": {**_info(**{"summary.data_info.interpolates": interp}), "dataset.d_over_n": ratio},
                          "curves": {("train", "subopt", -1): (k, y)}})
     store = Store(write_store(tmp_path / "s", "overparam_sgd", runs))
@@ -61,11 +61,11 @@ def test_overparam_sgd_renders_and_checks(tmp_path):
 def test_acceleration_slopes(tmp_path, sgd_power, acc_power, expect):
     runs = []
     for i, kappa in enumerate([10, 100, 1e3, 1e4, 1e5]):
-        for c, p in (("lstsq/sgd_theory", sgd_power), ("lstsq/accel_sgd", acc_power)):
+        for c, p in (("sgd_theory", sgd_power), ("accel_sgd", acc_power)):
             reach = int(5 * kappa ** p)
             k = np.unique(np.r_[0, np.geomspace(1, 3 * reach, 200).astype(int)])
             y = np.where(k < reach, 1.0, 1e-6)
-            runs.append({"run_id": f"{c}{i}", "choices": {"optimizer": c}, "columns": {"dataset.kappa": kappa},
+            runs.append({"run_id": f"{c}{i}", "method": c, "choices": {"optimizer": c}, "columns": {"dataset.kappa": kappa},
                          "curves": {("train", "subopt", -1): (k, y)}})
     store = Store(write_store(tmp_path / "s", "acceleration", runs))
     assert acceleration.plot(store, tmp_path / "fig")[0].exists()

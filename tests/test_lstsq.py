@@ -57,7 +57,7 @@ def test_kappa_sets_the_spectrum_exactly():
 
 def test_gd_with_step_one_over_L_reaches_the_minimum_norm_solution(compose_cfg, tmp_path):
     cfg = compose_cfg("dataset=lstsq", "dataset.n=30", "dataset.d_over_n=2", "dataset.kappa=10",
-                      "model.bias=false", "model.init=zeros", "optimizer=lstsq/gd", "train.epochs=400",
+                      "model.bias=false", "model.init=zeros", "optimizer=gd", "train.epochs=400",
                       "train.eval_every=100", "train.save_model=true")
     s = execute(cfg)
     assert s["final"]["train/subopt"] < 1e-20

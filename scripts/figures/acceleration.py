@@ -10,29 +10,29 @@ from scripts.figures.common import Claim, first_below, loglog_slope, plt, save, 
 
 FIG = "acceleration"
 TITLE = "iterations to eps grow like kappa for SGD and like sqrt(kappa) for accelerated SGD"
-NAMES = {"lstsq/sgd_theory": "SGD, step 1/(rho L)", "lstsq/accel_sgd": "accelerated SGD"}
+NAMES = {"sgd_theory": "SGD, step 1/(rho L)", "accel_sgd": "accelerated SGD"}
 REL_TOL = 1e-4     # relative suboptimality that defines "reached" (runs stop at 1e-7 absolute, below it)
 
 
 def iterations(store):
-    """{choice: [(kappa, median iterations over seeds)]}, NaN where a run never got there."""
+    """{method: [(kappa, median iterations over seeds)]}, NaN where a run never got there."""
     runs = store.runs(FIG)
     out = {}
-    for (choice, kappa), grp in runs.groupby(["choice.optimizer", "dataset.kappa"]):
+    for (method, kappa), grp in runs.groupby(["method", "dataset.kappa"]):
         its = []
         for _, row in grp.iterrows():
             cur = store.curve(row.run_id, "subopt")
             its.append(first_below(cur, REL_TOL * cur.value.iloc[0]))
-        out.setdefault(choice, []).append((float(kappa), float(np.median(its))))
+        out.setdefault(method, []).append((float(kappa), float(np.median(its))))
     return {c: sorted(v) for c, v in out.items()}
 
 
 def plot(store, out_dir):
     p = plt()
     fig, ax = p.subplots(figsize=(5, 4))
-    for choice, pts in sorted(iterations(store).items()):
+    for method, pts in sorted(iterations(store).items()):
         k, it = zip(*pts)
-        ax.loglog(k, it, "o-", label=f"{NAMES.get(choice, choice)} (slope {loglog_slope(k, it):.2f})")
+        ax.loglog(k, it, "o-", label=f"{NAMES.get(method, method)} (slope {loglog_slope(k, it):.2f})")
     ax.set_xlabel("condition number kappa = L / mu")
     ax.set_ylabel(f"iterations to (f - f*) <= {REL_TOL:g} (f(w0) - f*)")
     ax.legend()
@@ -42,8 +42,8 @@ def plot(store, out_dir):
 def check(store):
     its = iterations(store)
     claims = []
-    for choice, target, tol in (("lstsq/sgd_theory", 1.0, 0.2), ("lstsq/accel_sgd", 0.5, 0.15)):
-        pts = its.get(choice, [])
+    for method, target, tol in (("sgd_theory", 1.0, 0.2), ("accel_sgd", 0.5, 0.15)):
+        pts = its.get(method, [])
         k = [p[0] for p in pts]
         it = [p[1] for p in pts]
         slope = loglog_slope(k, it)
@@ -52,6 +52,6 @@ def check(store):
         ok = abs(slope - target) <= tol and missing == 0 and decades >= 4
         measured = (f"slope {slope:.2f} over kappa {min(k, default=0):g}..{max(k, default=0):g} ({decades:.0f} decades); "
                     f"iterations {', '.join(f'{v:.0f}' for v in it)}" + (f"; {missing} never reached" if missing else ""))
-        claims.append(Claim(FIG, f"{NAMES[choice]}: log-log slope of iterations vs kappa is {target} +- {tol}",
+        claims.append(Claim(FIG, f"{NAMES[method]}: log-log slope of iterations vs kappa is {target} +- {tol}",
                             measured, verdict(ok)))
     return claims

@@ -1,9 +1,11 @@
 """Reading the result store for figures and claim checks.
 
 A figure's runs are listed in ``results/manifests/<figure>.json`` (written by
-``scripts.reproduce`` from the preset's sweep): run ids plus the config-group choices of each
-job (so two variants of one optimizer class, e.g. constant and decreasing SGD, stay apart).
-Runs are stored once even when several figures use them.
+``scripts.reproduce`` from the preset's sweep): run ids, the method label of each job (the
+name of its entry in the grid's ``sweep.methods``, so two uses of one optimizer class, e.g.
+constant and decreasing SGD, stay apart) and its config-group choices. Step sizes and other
+settings are read from the index columns (``optimizer.lr``), never from file names. Runs are
+stored once even when several figures use them.
 """
 from __future__ import annotations
 
@@ -58,13 +60,18 @@ class Store:
         return json.loads(p.read_text()) if p.exists() else None
 
     def runs(self, figure: str) -> pd.DataFrame:
-        """Index rows of the figure's runs, with ``choice.<group>`` columns from the manifest."""
+        """Index rows of the figure's runs, with the manifest's ``method`` label and
+        ``choice.<group>`` columns (the manifest's label wins over the one a run was first
+        recorded with: a run shared by two figures may carry a different label in each)."""
         man = self.manifest(figure)
         if man is None:
             return self.index.iloc[0:0]
-        jobs = pd.DataFrame([{"run_id": j["run_id"], **{f"choice.{k}": v for k, v in j["choices"].items()}}
+        jobs = pd.DataFrame([{"run_id": j["run_id"],
+                              "method": j.get("method") or j["choices"].get("optimizer"),
+                              **{f"choice.{k}": v for k, v in j["choices"].items()}}
                              for j in man["jobs"]]).drop_duplicates("run_id")
-        return self.index.merge(jobs, on="run_id", how="inner")
+        index = self.index.drop(columns=[c for c in ("method",) if c in self.index.columns])
+        return index.merge(jobs, on="run_id", how="inner")
 
     def _run_curves(self, run_id: str) -> pd.DataFrame:
         """The curves of one run (split once into a dict: figures ask for many runs)."""
@@ -83,8 +90,8 @@ class Store:
 
 
 def label(row) -> str:
-    """Legend label of a run: the optimizer choice (config file name)."""
-    return str(row.get("choice.optimizer") or row.get("optimizer.name"))
+    """Legend label of a run: its method label (the sweep block's name for it)."""
+    return str(row.get("method") or row.get("optimizer.name"))
 
 
 def loglog_slope(x, y) -> float:

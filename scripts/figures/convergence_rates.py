@@ -11,30 +11,30 @@ from scripts.figures.common import Claim, label, loglog_slope, plt, save, verdic
 FIG = "convergence_rates"
 TITLE = ("GD, SAG and SVRG converge linearly; SGD with decreasing steps sublinearly; "
          "constant-step SGD stalls at a noise floor")
-NAMES = {"lstsq/gd": "GD (1/L)", "lstsq/sgd_const": "SGD constant step",
-         "lstsq/sgd_decreasing": "SGD decreasing steps", "lstsq/sag": "SAG", "lstsq/svrg": "SVRG"}
+NAMES = {"gd": "GD (1/L)", "sgd_const": "SGD constant step",
+         "sgd_decreasing": "SGD decreasing steps", "sag": "SAG", "svrg": "SVRG"}
 
 
 def _curves(store):
-    """{optimizer choice: (x = grad evals / n, median relative suboptimality over seeds)}."""
+    """{method label: (x = grad evals / n, median relative suboptimality over seeds)}."""
     runs = store.runs(FIG)
     out = {}
-    for choice, grp in runs.groupby("choice.optimizer"):
+    for method, grp in runs.groupby("method"):
         series = []
         for _, row in grp.iterrows():
             cur = store.curve(row.run_id, "subopt")
             n = row["summary.data_info.n"]
             series.append((cur.grad_evals.to_numpy() / n, cur.value.to_numpy() / cur.value.iloc[0]))
         m = min(len(s[0]) for s in series)
-        out[choice] = (series[0][0][:m], np.median(np.stack([s[1][:m] for s in series]), axis=0))
+        out[method] = (series[0][0][:m], np.median(np.stack([s[1][:m] for s in series]), axis=0))
     return out
 
 
 def plot(store, out_dir):
     p = plt()
     fig, ax = p.subplots(figsize=(6, 4))
-    for choice, (x, y) in sorted(_curves(store).items()):
-        ax.semilogy(x, np.maximum(y, 1e-16), label=NAMES.get(choice, choice))
+    for method, (x, y) in sorted(_curves(store).items()):
+        ax.semilogy(x, np.maximum(y, 1e-16), label=NAMES.get(method, method))
     ax.set_xlabel("gradient evaluations / n")
     ax.set_ylabel("(f(w) - f*) / (f(w0) - f*)")
     ax.set_title("noisy least squares, d/n = 0.1")
@@ -54,7 +54,7 @@ def check(store):
     claims = []
     lin = []
     ok_lin = True
-    for c in ("lstsq/gd", "lstsq/sag", "lstsq/svrg"):
+    for c in ("gd", "sag", "svrg"):
         if c not in cur:
             ok_lin = False
             lin.append(f"{c}: missing")
@@ -68,15 +68,15 @@ def check(store):
     claims.append(Claim(FIG, "GD, SAG and SVRG converge linearly (rel. subopt < 1e-6, the second half "
                         "keeps >= 30% of the first half's log-decrease)", "; ".join(lin), verdict(ok_lin)))
 
-    if "lstsq/sgd_decreasing" in cur and "lstsq/sgd_const" in cur:
-        x, y = cur["lstsq/sgd_decreasing"]
+    if "sgd_decreasing" in cur and "sgd_const" in cur:
+        x, y = cur["sgd_decreasing"]
         # A power law x^-a loses the same number of decades over every doubling of x; a linear
         # rate loses twice as many over the last doubling as over the one before.
         at = lambda v: np.log10(np.interp(v, x, y))
         last, prev = at(x[-1] / 2) - at(x[-1]), at(x[-1] / 4) - at(x[-1] / 2)
         r = last / prev if prev > 0 else math.nan
         slope = loglog_slope(x[x >= x[-1] / 2], y[x >= x[-1] / 2])
-        xc, yc = cur["lstsq/sgd_const"]
+        xc, yc = cur["sgd_const"]
         q = len(yc) // 4
         late, mid = np.median(yc[3 * q:]), np.median(yc[q:2 * q])
         ok_dec = 0.5 <= r <= 1.5 and last > 0 and y[-1] < yc[-1]

@@ -12,11 +12,11 @@ from scripts.figures.common import Claim, plt, save, verdict
 FIG = "overparam_sgd"
 TITLE = ("constant-step SGD converges linearly when d >= n and stalls at a noise floor when d < n; "
          "the measured curve stays within the bound (1 - mu/(rho L))^k")
-NAMES = {"lstsq/sgd_const": "SGD, step 1/L_max", "lstsq/sgd_theory": "SGD, step 1/(rho L)"}
+NAMES = {"sgd_const": "SGD, step 1/L_max", "sgd_theory": "SGD, step 1/(rho L)"}
 
 
 def _panels(store):
-    """{d/n: {choice: list of (step, rel subopt, bound)}}"""
+    """{d/n: {method: list of (step, rel subopt, bound)}}"""
     runs = store.runs(FIG)
     out = {}
     for _, row in runs.iterrows():
@@ -27,7 +27,7 @@ def _panels(store):
         rho_b = row["summary.data_info.rho_b"]
         bound = (1 - mu / (rho_b * L)) ** k
         ratio = float(row["dataset.d_over_n"])
-        out.setdefault(ratio, {}).setdefault(row["choice.optimizer"], []).append(
+        out.setdefault(ratio, {}).setdefault(row["method"], []).append(
             (k, cur.value.to_numpy() / sub0, bound, bool(row["summary.data_info.interpolates"])))
     return dict(sorted(out.items()))
 
@@ -38,12 +38,12 @@ def plot(store, out_dir):
     cols = 3
     rows = max(1, -(-len(panels) // cols))
     fig, axes = p.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
-    for ax, (ratio, by_choice) in zip(axes.flat, panels.items()):
-        for i, (choice, series) in enumerate(sorted(by_choice.items())):
+    for ax, (ratio, by_method) in zip(axes.flat, panels.items()):
+        for i, (method, series) in enumerate(sorted(by_method.items())):
             k, y, bound, interp = series[0]
             ax.semilogy(k, np.maximum(np.median([s[1] for s in series], 0), 1e-17), color=f"C{i}",
-                        label=NAMES.get(choice, choice))
-            if choice == "lstsq/sgd_theory" and interp:     # the bound needs interpolation
+                        label=NAMES.get(method, method))
+            if method == "sgd_theory" and interp:     # the bound needs interpolation
                 ax.semilogy(k, np.maximum(bound, 1e-17), "--", color=f"C{i}", label="bound (1 - mu/(rho L))^k")
         ax.set_title(f"d/n = {ratio:g}" + (" (interpolates)" if series[0][3] else " (noise floor)"))
         ax.set_xlabel("iteration k")
@@ -61,26 +61,26 @@ def check(store):
     over, under, bound_txt = [], [], []
     ok_over = ok_under = ok_bound = True
     for ratio, by in panels.items():
-        if "lstsq/sgd_const" in by:
-            finals = [s[1][-1] for s in by["lstsq/sgd_const"]]
+        if "sgd_const" in by:
+            finals = [s[1][-1] for s in by["sgd_const"]]
             f = float(np.median(finals))
             if ratio >= 1:
                 ok_over &= f < 1e-10
                 over.append(f"d/n={ratio:g}: {f:.1e}")
             else:
-                y = np.median([s[1] for s in by["lstsq/sgd_const"]], 0)
+                y = np.median([s[1] for s in by["sgd_const"]], 0)
                 half = y[len(y) // 2:]
                 q = max(1, len(half) // 10)
                 lost = float(np.log10(np.median(half[:q]) / np.median(half[-q:])))
                 ok_under &= f > 1e-6 and lost < 1
                 under.append(f"d/n={ratio:g}: {f:.1e} ({lost:.2f} decades lost in 2nd half)")
-        if ratio >= 1 and "lstsq/sgd_theory" in by:
+        if ratio >= 1 and "sgd_theory" in by:
             # k = 0 is 1/1 by construction; compare from the first step on. The theorem bounds
             # the expectation; the seed mean of a few runs fluctuates around it, hence 1%.
-            mean = np.mean([s[1] for s in by["lstsq/sgd_theory"]], 0)
-            bound = by["lstsq/sgd_theory"][0][2]
+            mean = np.mean([s[1] for s in by["sgd_theory"]], 0)
+            bound = by["sgd_theory"][0][2]
             worst = float(np.max(mean[1:] / np.maximum(bound[1:], 1e-300)))
-            end = float(np.median([s[1][-1] / max(s[2][-1], 1e-300) for s in by["lstsq/sgd_theory"]]))
+            end = float(np.median([s[1][-1] / max(s[2][-1], 1e-300) for s in by["sgd_theory"]]))
             ok_bound &= worst <= 1.01
             bound_txt.append(f"d/n={ratio:g}: max measured/bound {worst:.3g} (at the end {end:.1e})")
     return [

@@ -1,6 +1,6 @@
 """sls_overparam: SLS against the degree of over-parameterization (SLS paper figure 2, SPS `mf`).
 
-Two families of problems (conf/dataset/overparam/), one row of panels each, ordered from
+Two families of problems (tasks matfac and lstsq_net, conf/task/), one row of panels each, ordered from
 interpolating to far from it:
   matrix factorisation, linear net of hidden rank full, 10 (interpolate), 4, 1 (f* > 0);
   least squares, d < n, label noise sigma = 0 (interpolates), then increasing sigma.
