@@ -6,6 +6,7 @@ attribute access), so a config can never run code.
 from __future__ import annotations
 
 import ast
+import math
 import operator
 
 NAMES = ("L", "L_max", "mu", "rho", "rho_b", "n", "d", "kappa", "f_star")
@@ -48,7 +49,13 @@ def evaluate(text: str, info: dict) -> float:
             return _OPS[type(node.op)](ev(node.left), ev(node.right))
         return _OPS[type(node.op)](ev(node.operand))
 
-    return float(ev(ast.parse(text, mode="eval")))
+    try:
+        value = float(ev(ast.parse(text, mode="eval")))
+    except (ZeroDivisionError, OverflowError) as e:
+        raise ExpressionError(f"'{text}' cannot be evaluated with this dataset's constants ({e})") from None
+    if not math.isfinite(value):
+        raise ExpressionError(f"'{text}' evaluates to {value}; it must be a finite number")
+    return value
 
 
 def resolve(opt_cfg: dict, info: dict) -> dict:

@@ -8,6 +8,7 @@ value must have the type of the yaml's default (ints are accepted for float defa
 from __future__ import annotations
 
 import functools
+import math
 import re
 from pathlib import Path
 
@@ -39,6 +40,11 @@ def _unit_halfopen(v):
     return 0 <= v < 1
 
 
+def _betas(v):
+    return isinstance(v, list) and len(v) == 2 and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in v)
+
+
 # key suffix (group.key or bare key within a group) -> (predicate, what is required)
 RULES = {
     "optimizer.lr": (_positive, "> 0"),
@@ -52,6 +58,9 @@ RULES = {
     "optimizer.beta_b": (_unit_open, "in (0, 1)"),
     "optimizer.delta": (_unit_open, "in (0, 1)"),
     "optimizer.weight_decay": (_nonneg, ">= 0"),
+    "optimizer.betas": (_betas, "two numbers in [0, 1), e.g. [0.9, 0.999]"),
+    "optimizer.beta1": (_unit_halfopen, "in [0, 1)"),
+    "optimizer.beta2": (_unit_halfopen, "in [0, 1)"),
     "optimizer.mu": (_positive, "> 0"),
     "optimizer.L": (_positive, "> 0"),
     "optimizer.rho": (_positive, "> 0"),
@@ -73,6 +82,9 @@ RULES = {
     "train.eval_per_decade": (_nonneg, ">= 0"),
     "train.stop_below": (_positive, "> 0"),
 }
+# Keys of each schedule beside its name (experiments/schedules.py).
+SCHEDULE_KEYS = {"constant": (), "inverse": ("decay_steps",), "inverse_sqrt": ("decay_steps",),
+                 "cosine": ("decay_steps",)}
 CHOICES = {
     "logger.mode": ("online", "offline", "disabled"),
     "optimizer.schedule.name": schedules.NAMES,
@@ -136,18 +148,46 @@ def _check_schedule(path, sched):
     name = sched.get("name", "constant")
     if name not in schedules.NAMES:
         raise ConfigError(f"{path}.name='{name}' is not a schedule; valid: {', '.join(schedules.NAMES)}")
+    valid = ("name", *SCHEDULE_KEYS.get(name, ()))
+    for key in sched:
+        if key not in valid:
+            raise ConfigError(f"unknown key '{path}.{key}' for schedule '{name}'; valid keys: {', '.join(valid)}")
     if name != "constant" and not (isinstance(sched.get("decay_steps"), (int, float)) and sched["decay_steps"] > 0):
         raise ConfigError(f"{path}.decay_steps must be a number > 0 for schedule '{name}'")
 
 
+def check_values(group: str, values: dict) -> None:
+    """The value rules of one group: finite numbers, RULES, constant expressions such as
+    ``lr: 1/0``. Called at start-up and again on the optimizer once the data's constants have
+    turned ``lr: 1/L_max`` into a number (``check_values("optimizer", resolved)``)."""
+    for key, value in values.items():
+        path = f"{group}.{key}"
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and not math.isfinite(value):
+            raise ConfigError(f"{path}={value} is impossible: it must be a finite number")
+        if isinstance(value, str) and group == "optimizer" and _is_constant_expression(value):
+            try:
+                value, number = constants.evaluate(value, {}), True
+            except constants.ExpressionError as e:
+                raise ConfigError(f"{path}: {e}") from None
+        if path in RULES and (number or path == "optimizer.betas"):
+            pred, need = RULES[path]
+            if not pred(value):
+                raise ConfigError(f"{path}={value} is impossible: it must be {need}")
+
+
+def _is_constant_expression(text: str) -> bool:
+    """An expression without names (``1/0``, ``2**-3``): it can be checked before any data."""
+    try:
+        constants.check_expression(text)
+    except constants.ExpressionError:
+        return False
+    return not any(name in text for name in constants.NAMES)
+
+
 def _check_rules(cfg: dict):
     for group in GROUPS:
-        for key, value in cfg.get(group, {}).items():
-            path = f"{group}.{key}"
-            if path in RULES and isinstance(value, (int, float)) and not isinstance(value, bool):
-                pred, need = RULES[path]
-                if not pred(value):
-                    raise ConfigError(f"{path}={value} is impossible: it must be {need}")
+        check_values(group, cfg.get(group, {}))
     for path, valid in CHOICES.items():
         node = cfg
         for part in path.split("."):
@@ -160,6 +200,13 @@ def _check_rules(cfg: dict):
     dev = cfg.get("device", "auto")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", str(dev)):
         raise ConfigError(f"device='{dev}' is not valid; valid: auto, cpu, cuda, cuda:N, mps")
+    if str(dev).startswith("cuda"):
+        import torch
+        n = torch.cuda.device_count()
+        index = int(dev.split(":")[1]) if ":" in str(dev) else 0
+        if index >= n:
+            have = f"this machine has {n} CUDA device(s)" if n else "CUDA is not available here"
+            raise ConfigError(f"device={dev} but {have}; use device=auto (GPU when present) or device=cpu")
     if not isinstance(cfg.get("seed"), int) or isinstance(cfg.get("seed"), bool) or cfg["seed"] < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {cfg.get('seed')!r}")
 

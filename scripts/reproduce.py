@@ -33,7 +33,8 @@ def write_manifest(results: Path, fig: str, profile: str, jobs, conf_hash: str |
     from experiments.store import atomic_write_json
     atomic_write_json(results / "manifests" / f"{fig}.json", {
         "figure": fig, "profile": profile, "conf_hash": conf_hash,
-        "jobs": [{"run_id": j.run_id, "overrides": j.overrides, "choices": j.choices} for j in jobs]})
+        "jobs": [{"run_id": j.run_id, "method": j.cfg.get("method"), "overrides": j.overrides,
+                  "choices": j.choices} for j in jobs]})
 
 
 def _conf_hash(overrides: list[str]) -> str:
