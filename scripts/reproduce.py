@@ -1,9 +1,12 @@
 """Regenerate the talk's figures: run each figure's preset sweep (skipping finished runs),
 collect the store, plot, check the claims, write results/report.html.
 
-    python -m scripts.reproduce [--profile auto|quick|full] [--figures a,b,...] [--launcher basic|joblib]
+    python -m scripts.reproduce [--profile auto|quick|full] [--figures a,b,...] [--jobs N]
 
-``auto`` is ``full`` when a CUDA device is present and ``quick`` otherwise. A sweep whose
+``auto`` is ``full`` when a CUDA device is present and ``quick`` otherwise. On CPU the jobs
+of a sweep run in parallel, one per core with one torch thread each (Hydra's joblib
+launcher; every run is its own process, so the numbers equal a sequential run's); with CUDA
+they run one at a time on the GPU. A sweep whose
 runs are all DONE is not started at all, so a second call right after the first only
 re-collects and re-plots.
 """
@@ -47,7 +50,7 @@ def _conf_hash(overrides: list[str]) -> str:
     return h.hexdigest()
 
 
-def run_figure(fig: str, profile: str, results: Path, launcher: str, extra: list[str]) -> tuple[int, int]:
+def run_figure(fig: str, profile: str, results: Path, n_jobs: int, extra: list[str]) -> tuple[int, int]:
     """Run the preset sweep of one figure; returns (jobs, jobs that were already DONE)."""
     overrides = [f"experiment={fig}", f"profile={profile}", *extra]
     key = _conf_hash(overrides)
@@ -68,8 +71,8 @@ def run_figure(fig: str, profile: str, results: Path, launcher: str, extra: list
         return len(jobs), done
     print(f"[{fig}] {len(jobs) - done} of {len(jobs)} runs to do ({profile} profile)", flush=True)
     cmd = [sys.executable, "-m", "experiments.train", "-m", *overrides]
-    if launcher == "joblib":
-        cmd.append("hydra/launcher=joblib")
+    if n_jobs > 1:
+        cmd += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"]
     t0 = time.time()
     proc = subprocess.run(cmd, env={**os.environ, "RESULTS_DIR": str(results)})
     # re-plan: the manifest must name the runs the sweep really made, even if a config file
@@ -87,19 +90,23 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default=os.environ.get("PROFILE") or "auto", choices=["auto", "quick", "full"])
     ap.add_argument("--figures", default="all", help="comma-separated figure ids, or 'all'")
     ap.add_argument("--results", default=os.environ.get("RESULTS_DIR", "results"))
-    ap.add_argument("--launcher", default="basic", choices=["basic", "joblib"])
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="parallel jobs per sweep (default: one per CPU core without CUDA, 1 with CUDA)")
     ap.add_argument("--no-run", action="store_true", help="only collect, plot, check and report")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every sweep (e.g. device=cpu)")
     args = ap.parse_args(argv)
     t0 = time.time()
     profile = _profile(args.profile)
     import torch
-    if not torch.cuda.is_available() and "OMP_NUM_THREADS" not in os.environ:
-        # On a small shared CPU machine several torch threads per run oversubscribe the cores
-        # (measured: an MNIST epoch 3.5 s with 1 thread, 17.8 s with 2 while another process
-        # ran). Sweeps run one job at a time, so one thread each; set OMP_NUM_THREADS to change.
+    cuda = torch.cuda.is_available()
+    jobs = args.jobs or (1 if cuda else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                         else os.cpu_count() or 1))
+    if not cuda and "OMP_NUM_THREADS" not in os.environ:
+        # Several torch threads per run oversubscribe the cores (measured: an MNIST epoch 3.5 s
+        # with 1 thread, 17.8 s with 2 while another process ran): one thread per job, one job
+        # per core. Set OMP_NUM_THREADS to change.
         os.environ["OMP_NUM_THREADS"] = "1"
-        print("CPU run: OMP_NUM_THREADS=1 for the sweeps (set it to override)")
+        print(f"CPU run: {jobs} parallel job(s), OMP_NUM_THREADS=1 (set it or --jobs to override)")
     results = Path(args.results)
     have = available()
     figs = list(have) if args.figures == "all" else [f.strip() for f in args.figures.split(",") if f.strip()]
@@ -113,7 +120,7 @@ def main(argv=None) -> int:
     if not args.no_run:
         for fig in figs:
             try:
-                run_figure(fig, profile, results, args.launcher, args.overrides)
+                run_figure(fig, profile, results, jobs, args.overrides)
             except Exception as e:  # one figure's failure must not lose the others
                 print(f"[{fig}] could not run: {e}")
                 failed.append(fig)

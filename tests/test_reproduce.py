@@ -19,7 +19,19 @@ def test_skip_uses_the_manifest_until_the_configs_change(tmp_path, monkeypatch, 
         raise AssertionError("planned although the manifest was current")
     monkeypatch.setattr("experiments.plan.expand", no_planning)
     monkeypatch.setattr("subprocess.run", no_planning)
-    assert reproduce.run_figure(fig, "quick", tmp_path, "basic", []) == (3, 3)
+    assert reproduce.run_figure(fig, "quick", tmp_path, 1, []) == (3, 3)
     assert "all 3 runs already DONE" in capsys.readouterr().out
     # another override (or an edited yaml) changes the fingerprint: it must plan again
     assert reproduce._conf_hash(overrides + ["seed=1"]) != man["conf_hash"]
+
+
+def test_parallel_sweep_gives_the_numbers_of_a_sequential_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    extra = ["train.epochs=2", f"hydra.sweep.dir={tmp_path / 'hydra'}"]
+    summaries = {}
+    for jobs in (1, 2):
+        results = tmp_path / f"jobs{jobs}"
+        assert reproduce.run_figure("convergence_rates", "quick", results, jobs, extra) == (5, 0)
+        summaries[jobs] = {p.parent.name: json.loads(p.read_text())["final"]
+                           for p in sorted((results / "runs").glob("*/summary.json"))}
+    assert len(summaries[1]) == 5 and summaries[1] == summaries[2]
