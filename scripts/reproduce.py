@@ -50,39 +50,50 @@ def _conf_hash(overrides: list[str]) -> str:
     return h.hexdigest()
 
 
-def run_figure(fig: str, profile: str, results: Path, n_jobs: int, extra: list[str]) -> tuple[int, int]:
-    """Run the preset sweep of one figure; returns (jobs, jobs that were already DONE)."""
+def plan_figure(fig: str, profile: str, results: Path, extra: list[str]) -> tuple[list[str], str, int, int]:
+    """Make results/manifests/<fig>.json name the runs of the figure's preset sweep (planning
+    only when the config files or overrides changed since it was written); returns
+    (overrides, config fingerprint, jobs, jobs already DONE)."""
     overrides = [f"experiment={fig}", f"profile={profile}", *extra]
     key = _conf_hash(overrides)
     man_path = results / "manifests" / f"{fig}.json"
     if man_path.exists():
-        man = json.loads(man_path.read_text())
+        try:
+            man = json.loads(man_path.read_text())
+        except (OSError, ValueError):
+            man = {}
         if man.get("conf_hash") == key:
             done = sum((results / "runs" / j["run_id"] / "DONE").exists() for j in man["jobs"])
-            if done == len(man["jobs"]):
-                print(f"[{fig}] all {done} runs already DONE, sweep not started")
-                return done, done
+            return overrides, key, len(man["jobs"]), done
     from experiments import plan
     jobs = plan.expand(overrides, multirun=True)
-    done = sum((results / "runs" / j.run_id / "DONE").exists() for j in jobs)
     write_manifest(results, fig, profile, jobs, key)
-    if done == len(jobs):
-        print(f"[{fig}] all {len(jobs)} runs already DONE, sweep not started")
-        return len(jobs), done
-    print(f"[{fig}] {len(jobs) - done} of {len(jobs)} runs to do ({profile} profile)", flush=True)
+    done = sum((results / "runs" / j.run_id / "DONE").exists() for j in jobs)
+    return overrides, key, len(jobs), done
+
+
+def run_figure(fig: str, profile: str, results: Path, n_jobs: int, extra: list[str]) -> tuple[int, int]:
+    """Run the preset sweep of one figure; returns (jobs, jobs that were already DONE)."""
+    overrides, key, n, done = plan_figure(fig, profile, results, extra)
+    if done == n:
+        print(f"[{fig}] all {n} runs already DONE, sweep not started")
+        return n, done
+    print(f"[{fig}] {n - done} of {n} runs to do ({profile} profile)", flush=True)
     cmd = [sys.executable, "-m", "experiments.train", "-m", *overrides]
     if n_jobs > 1:
         cmd += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"]
     t0 = time.time()
     proc = subprocess.run(cmd, env={**os.environ, "RESULTS_DIR": str(results)})
-    # re-plan: the manifest must name the runs the sweep really made, even if a config file
-    # was edited while it ran
-    write_manifest(results, fig, profile, plan.expand(overrides, multirun=True), key)
+    if _conf_hash(overrides) != key:
+        # a config file was edited while the sweep ran: the manifest must name the runs the
+        # sweep really made
+        from experiments import plan
+        write_manifest(results, fig, profile, plan.expand(overrides, multirun=True), _conf_hash(overrides))
     if proc.returncode != 0:
         print(f"[{fig}] sweep failed with exit status {proc.returncode}; finished runs are kept")
     else:
         print(f"[{fig}] sweep finished in {time.time() - t0:.0f}s")
-    return len(jobs), done
+    return n, done
 
 
 def main(argv=None) -> int:
@@ -117,13 +128,16 @@ def main(argv=None) -> int:
     missing = [f for f in FIGURES if f not in have] if args.figures == "all" else []
     print(f"profile={profile}  figures={','.join(figs)}  results={results}")
     failed = []
-    if not args.no_run:
-        for fig in figs:
-            try:
+    for fig in figs:
+        try:
+            if args.no_run:       # runs made by any route (a typed multirun, SLURM) reach the figure
+                _, _, n, done = plan_figure(fig, profile, results, args.overrides)
+                print(f"[{fig}] {done} of {n} runs DONE")
+            else:
                 run_figure(fig, profile, results, jobs, args.overrides)
-            except Exception as e:  # one figure's failure must not lose the others
-                print(f"[{fig}] could not run: {e}")
-                failed.append(fig)
+        except Exception as e:  # one figure's failure must not lose the others
+            print(f"[{fig}] could not {'plan' if args.no_run else 'run'}: {e}")
+            failed.append(fig)
     collect.collect(results)
     table = claims.run_checks(results, figs, plot=True)
     for f in missing:

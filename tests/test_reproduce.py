@@ -35,3 +35,20 @@ def test_parallel_sweep_gives_the_numbers_of_a_sequential_one(tmp_path, monkeypa
         summaries[jobs] = {p.parent.name: json.loads(p.read_text())["final"]
                            for p in sorted((results / "runs").glob("*/summary.json"))}
     assert len(summaries[1]) == 5 and summaries[1] == summaries[2]
+
+
+def test_no_run_finds_runs_made_by_a_hand_typed_multirun(tmp_path):
+    """The SLURM flow: a sweep launched outside reproduce, then ``--no-run`` gives the claims."""
+    import os
+    import subprocess
+    import sys
+    from tests.conftest import REPO
+    env = {**os.environ, "RESULTS_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "experiments.train", "-m", "experiment=convergence_rates",
+                        "profile=quick", f"hydra.sweep.dir={tmp_path / 'hydra'}"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert reproduce.main(["--no-run", "--profile", "quick", "--figures", "convergence_rates",
+                           "--results", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "claims.json").read_text())
+    assert rows and all(r["status"] not in ("NO DATA", "ERROR") for r in rows), rows
