@@ -16,7 +16,6 @@ from tests.fake_store import write_store
 
 LM_INFO = {"summary.data_info.n_tokens": 64 * 32, "summary.data_info.seq_len": 32, "dataset.name": "tinyshakespeare",
            "summary.status": "completed", "seed": 0}
-BUNDLE = "optimizer/lang@_global_"
 
 
 def decay(init, final, steps, tau=None, bump=0.0):
@@ -34,12 +33,16 @@ def lr_choice(method, e):
     return f"lang/{method}_lr{e:g}"
 
 
-def _run(rid, choice, lr, curves, columns, bs=64, n=64, bundle=None):
+def _run(rid, choice, lr, curves, columns, bs=64, n=64, method=None, task=None):
+    """A fake run: optimizer choice, method label (the grid's sweep.methods key), step size."""
     choices = {"optimizer": choice}
-    if bundle:
-        choices[BUNDLE] = bundle
-    return {"run_id": rid, "choices": choices, "n": n, "batch_size": bs,
-            "columns": {**columns, "optimizer.lr": lr, "train.batch_size": bs}, "curves": curves}
+    if task:
+        choices["task"] = task
+    run = {"run_id": rid, "choices": choices, "n": n, "batch_size": bs,
+           "columns": {**columns, "optimizer.lr": lr, "train.batch_size": bs}, "curves": curves}
+    if method:
+        run["method"] = method
+    return run
 
 
 def _renders(mod, store, tmp_path):
@@ -56,6 +59,7 @@ def _fbg_store(tmp_path, grows=True):
             "adam_nom": {4: 4.2, 16: 3.0, 64: 2.0 if grows else 4.1},
             "adam": {4: 3.6, 16: 1.5, 64: 0.2 if grows else 4.0}}
     grid = {"sgd": (-1, -0.5, 0), "sgd_m": (-1.5, -1, -0.5), "adam": (-2.5, -2, -1.5), "adam_nom": (-3, -2.5, -2)}
+    optimizer = {"sgd": "sgd", "sgd_m": "heavy_ball", "adam": "adam", "adam_nom": "adam"}
     for m, exps in grid.items():
         for bs in (4, 16, 64):
             for j, e in enumerate(exps):
@@ -69,8 +73,8 @@ def _fbg_store(tmp_path, grows=True):
                     s = steps[:6]
                 else:
                     s = steps
-                runs.append(_run(rid, lr_choice(m, e), 10 ** e, {("train", "loss", -1): (s, curve)}, cols, bs=bs,
-                                 bundle=f"fbg_bs{bs}_quick"))
+                runs.append(_run(rid, optimizer[m], 10 ** e, {("train", "loss", -1): (s, curve)}, cols, bs=bs,
+                                 method=m, task="ts_word_transformer"))
     return Store(write_store(tmp_path / ("g" if grows else "s"), "full_batch_gap", runs))
 
 
@@ -98,9 +102,16 @@ def test_step_size_selection_uses_the_worst_seed_and_flags_grid_ends(tmp_path):
     ls = full_batch_gap.select_step_sizes(pd.DataFrame({"method": ["sls"] * 2, "lr": [math.nan] * 2,
                                                         "final": [1.0, 2.0], "run_id": ["p", "q"]})).iloc[0]
     assert ls.worst == 2.0 and sorted(ls.run_ids) == ["p", "q"] and not ls.edge
-    assert full_batch_gap.method_of("lang/sgd_m_lr-0.5") == "sgd_m"
-    assert full_batch_gap.method_of("lang/adam_nom_lr0") == "adam_nom"
-    assert full_batch_gap.method_of("ponos_prec") == "ponos_prec"
+
+
+def test_run_table_reads_method_labels_and_step_sizes(tmp_path):
+    store = _fbg_store(tmp_path)
+    tab = full_batch_gap.run_table(store, "full_batch_gap")
+    nom = tab[tab.method == "adam_nom"]
+    # two methods share the optimizer adam: the label, not the optimizer, tells them apart
+    assert set(tab.method) == {"sgd", "sgd_m", "adam", "adam_nom"} and len(nom) == 9
+    assert sorted(set(nom.lr)) == pytest.approx([1e-3, 10 ** -2.5, 1e-2])
+    assert set(tab.task) == {"ts_word_transformer"} and math.isinf(tab.batch.max())
 
 
 # ----------------------------------------------------------------------------- sign_descent
@@ -211,6 +222,7 @@ def _vvl_store(tmp_path, effect=True):
     steps = np.arange(0, 601, 30)
     finals = {"mnist": {"sls": 6e-5, "ponos": 8e-5, "ponos_prec": 2e-4, "adam": 3e-4},
               "tinyshakespeare": {"sls": 4.5, "ponos": 4.2, "ponos_prec": 2.2 if effect else 4.6, "adam": 1.8}}
+    tasks = {"mnist": "mnist_lenet5", "tinyshakespeare": "ts_word_transformer"}
     if not effect:
         finals["mnist"].update(sls=3e-3, ponos=2e-3)
     runs = []
@@ -219,12 +231,11 @@ def _vvl_store(tmp_path, effect=True):
         for m, f in fin.items():
             lrs = (-3.0, -2.5, -2.0) if m == "adam" else (None,)
             for j, e in enumerate(lrs):
-                choice = lr_choice(m, e) if e is not None else m
                 rid = f"{ds[:2]}{m}{j}"
                 val = f * (1 if (e is None or j == 1) else 3)
-                runs.append(_run(rid, choice, 10 ** e if e is not None else math.nan,
+                runs.append(_run(rid, m, 10 ** e if e is not None else math.nan,
                                  {("train", "loss", -1): (steps, decay(init, val, steps))},
-                                 {**LM_INFO, "dataset.name": ds}, bs=16, n=256, bundle=f"vvl_{ds}_quick"))
+                                 {**LM_INFO, "dataset.name": ds}, bs=16, n=256, method=m, task=tasks[ds]))
     return Store(write_store(tmp_path / ("e" if effect else "n"), "vision_vs_language", runs))
 
 
@@ -241,7 +252,7 @@ def test_vision_vs_language_renders_and_checks(tmp_path):
 def _noise_store(tmp_path, heavy=True):
     rng = np.random.default_rng(0)
     runs = []
-    for ds, bs in (("mnist", 256), ("tinyshakespeare", 16)):
+    for ds, bs, task in (("mnist", 256, "mnist_lenet5"), ("tinyshakespeare", 16, "ts_word_transformer")):
         curves = {}
         for step in (0, 38):
             if (ds == "tinyshakespeare") == heavy:          # without the effect the tails are swapped
@@ -253,8 +264,8 @@ def _noise_store(tmp_path, heavy=True):
                 curves[("noise", "grad_noise_norm", k)][0].append(step)
                 curves[("noise", "grad_noise_norm", k)][1].append(v)
         curves[("train", "loss", -1)] = ([0, 38], [2.3, 1.4])
-        runs.append(_run(ds, "lang/sgd_lr-1", 0.1, curves, {**LM_INFO, "dataset.name": ds,
-                                                              "train.noise_batch_size": bs}, bs=bs, n=5000))
+        runs.append(_run(ds, "sgd", 0.1, curves, {**LM_INFO, "dataset.name": ds, "train.noise_batch_size": bs},
+                         bs=bs, n=5000, method="sgd", task=task))
     return Store(write_store(tmp_path / ("h" if heavy else "g"), "noise_histograms", runs))
 
 

@@ -15,12 +15,20 @@ N, BS = 5000, 128
 STEPS = np.arange(0, 2401, 80)          # evaluation every 80 steps; opt/* metrics from the first interval on
 
 
-def _run(rid, choice, loss, *, ds="mnist", status="completed", opt=None, extra_cols=None, steps=STEPS, acc=0.95):
+OPTIMIZER = {"sls_ponos": "sls", "sps_ponos": "sps"}     # method label -> optimizer choice
+
+
+def _run(rid, method, loss, *, lr=None, ds="mnist", status="completed", opt=None, extra_cols=None, steps=STEPS,
+         acc=0.95):
+    """A run of the grid's method ``method`` (a step size ``lr`` for the points of a grid)."""
     curves = {("train", "loss", -1): (steps, loss), ("test", "acc", -1): (steps, acc + 0 * steps)}
     for metric, values in (opt or {}).items():
         curves[("opt", metric, -1)] = (steps[1:], values)
-    return {"run_id": rid, "choices": {"optimizer": choice}, "n": N, "batch_size": BS,
-            "columns": {"dataset.name": ds, "summary.status": status, **(extra_cols or {})}, "curves": curves}
+    if lr is None and method == "adam":
+        lr = 0.001
+    return {"run_id": rid, "method": method, "choices": {"optimizer": OPTIMIZER.get(method, method)},
+            "n": N, "batch_size": BS, "curves": curves,
+            "columns": {"dataset.name": ds, "summary.status": status, "optimizer.lr": lr, **(extra_cols or {})}}
 
 
 def _decay(rate, steps=STEPS, start=2.3):
@@ -36,9 +44,9 @@ def _line_search_opt(step0, growth, zero_frac, steps=STEPS):
 def _sls_store(tmp_path, effect=True):
     diverged_steps = STEPS[:2]
     runs = [
-        _run("sgd1", "vision/sgd_0.1", _decay(1500)),
-        _run("sgd3", "vision/sgd_0.3", _decay(900)),
-        _run("sgd10", "vision/sgd_1.0", np.array([2.3, np.inf]), status="diverged", steps=diverged_steps),
+        _run("sgd1", "sgd", _decay(1500), lr=0.1),
+        _run("sgd3", "sgd", _decay(900), lr=0.3),
+        _run("sgd10", "sgd", np.array([2.3, np.inf]), lr=1.0, status="diverged", steps=diverged_steps),
         _run("adam", "adam", _decay(700)),
         _run("sps", "sps", _decay(450), opt=_line_search_opt(0.4, 1.002, 1.0)),
     ]
@@ -68,9 +76,9 @@ def test_sls_deep_renders_and_checks(tmp_path):
 
 def test_sls_deep_one_column_per_dataset(tmp_path):
     runs = [_run("a", "sls", _decay(400), opt=_line_search_opt(0.2, 1.002, 0.9)),
-            _run("b", "adam", _decay(700)), _run("c", "vision/sgd_0.1", _decay(800)),
+            _run("b", "adam", _decay(700)), _run("c", "sgd", _decay(800), lr=0.1),
             _run("d", "sls", _decay(400), ds="cifar10", opt=_line_search_opt(0.2, 1.002, 0.9)),
-            _run("e", "adam", _decay(300), ds="cifar10"), _run("f", "vision/sgd_0.1", _decay(800), ds="cifar10")]
+            _run("e", "adam", _decay(300), ds="cifar10"), _run("f", "sgd", _decay(800), lr=0.1, ds="cifar10")]
     store = Store(write_store(tmp_path, "sls_deep", runs))
     assert sls_deep.plot(store, tmp_path / "fig")[0].exists()
     claims = sls_deep.check(store)
@@ -81,10 +89,10 @@ def test_sls_deep_one_column_per_dataset(tmp_path):
 
 def _ponos_store(tmp_path, effect=True):
     runs = [
-        _run("sgd", "vision/sgd_0.3", _decay(900)),
+        _run("sgd", "sgd", _decay(900), lr=0.3),
         _run("adam", "adam", _decay(700)),
-        _run("sls", "vision/sls_ponos", _decay(600), opt=_line_search_opt(0.3, 1.001, 0.95)),
-        _run("sps", "vision/sps_ponos", _decay(500), opt=_line_search_opt(0.5, 1.001, 1.0)),
+        _run("sls", "sls_ponos", _decay(600), opt=_line_search_opt(0.3, 1.001, 0.95)),
+        _run("sps", "sps_ponos", _decay(500), opt=_line_search_opt(0.5, 1.001, 1.0)),
     ]
     if effect:
         runs.append(_run("ponos", "ponos", _decay(350), opt=_line_search_opt(1.0, 1.0005, 0.8)))
@@ -116,7 +124,7 @@ def _collapse_store(tmp_path, sls_collapses=True, ponos_collapses=False, profile
         pon = np.where(k < 3000, pon, 1e-6)
     loss = _decay(900, steps)
     runs = [_run("sls", "sls", np.maximum(loss, 2.4e-8), steps=steps, opt={"step_size_max": sls}),
-            _run("slsc", "vision/sls_ponos", loss * 3, steps=steps, opt={"step_size_max": np.minimum(grow, 10)}),
+            _run("slsc", "sls_ponos", loss * 3, steps=steps, opt={"step_size_max": np.minimum(grow, 10)}),
             _run("ponos", "ponos", loss * 2, steps=steps, opt={"step_size_max": pon})]
     root = write_store(tmp_path, "step_size_collapse", runs)
     man = root / "manifests" / "step_size_collapse.json"
@@ -156,23 +164,23 @@ def test_step_size_collapse_ignores_intervals_without_steps(tmp_path):
 def _heavy_store(tmp_path, effect=True):
     steps = np.arange(0, 151, 15)
 
-    def run(rid, choice, balanced, loss, g0=None, g1=None):
-        r = _run(rid, choice, loss, steps=steps, extra_cols={"dataset.balanced_control": balanced,
+    def run(rid, method, lr, balanced, loss, g0=None, g1=None):
+        r = _run(rid, method, loss, lr=lr, steps=steps, extra_cols={"dataset.balanced_control": balanced,
                                                              "summary.data_info.n_barcoded_classes": 1000})
-        r["choices"]["model"] = "mlp"
+        r["choices"]["task"] = "mnist_barcoded_mlp"
         if g0 is not None:
             r["curves"][("train", "loss", 0)] = (steps, g0)
             r["curves"][("train", "loss", 1)] = (steps, g1)
         return r
     bal_sgd = _decay(50, steps) if effect else 2.3 * 0.99 ** steps
-    runs = [run("bs", "vision/sgd_1.0", True, bal_sgd, bal_sgd, bal_sgd),
-            run("ba", "vision/adam_0.003", True, _decay(40, steps), _decay(40, steps), _decay(40, steps))]
+    runs = [run("bs", "sgd", 1.0, True, bal_sgd, bal_sgd, bal_sgd),
+            run("ba", "adam", 0.003, True, _decay(40, steps), _decay(40, steps), _decay(40, steps))]
     g0_sgd, g0_adam = _decay(60, steps, 6.9), _decay(45, steps, 6.9)
     g1_sgd = 6.9 * 10 ** (-steps / 300) if effect else _decay(70, steps, 6.9)
     g1_adam = _decay(55, steps, 6.9)
-    runs += [run("ms", "vision/sgd_1.0", False, (g0_sgd + g1_sgd) / 2, g0_sgd, g1_sgd),
-             run("ma", "vision/adam_0.003", False, (g0_adam + g1_adam) / 2, g0_adam, g1_adam),
-             run("ms3", "vision/sgd_0.3", False, (g0_sgd + 6.9) / 2, g0_sgd * 3, 6.9 + 0 * steps)]
+    runs += [run("ms", "sgd", 1.0, False, (g0_sgd + g1_sgd) / 2, g0_sgd, g1_sgd),
+             run("ma", "adam", 0.003, False, (g0_adam + g1_adam) / 2, g0_adam, g1_adam),
+             run("ms3", "sgd", 0.3, False, (g0_sgd + 6.9) / 2, g0_sgd * 3, 6.9 + 0 * steps)]
     return Store(write_store(tmp_path, "heavy_tailed_vision", runs))
 
 
@@ -182,7 +190,8 @@ def test_heavy_tailed_vision_renders_and_checks(tmp_path):
     assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
     claims = heavy_tailed_vision.check(store)
     assert [c.status for c in claims] == ["PASS", "PASS"], [c.measured for c in claims]
-    assert "barcoded group: SGD (vision/sgd_1.0) 0.50 decades" in claims[1].measured
+    assert "barcoded group: SGD (1) 0.50 decades" in claims[1].measured
+    assert "Adam (0.003)" in claims[1].measured and "SGD (0.3) " in claims[1].measured
     claims = heavy_tailed_vision.check(_heavy_store(tmp_path / "bad", effect=False))
     assert [c.status for c in claims] == ["FAIL", "FAIL"]
 

@@ -3,15 +3,15 @@
 ladder that ends at the full batch; the step size of every method and batch size is picked
 from a half-decade grid by the worst seed's final training loss (algorithms.md 2.6).
 
-The helpers at the top (method names of the ``lang/<method>_lr<exp>`` optimizer variants,
-the run table, the step-size selection, median curves) are shared by the other language
-figures (heavy_tailed_labels, linear_heavy_tail, sign_descent).
+The helpers at the top (legend names of the method labels of the grids' sweep blocks, the
+run table, the step-size selection, median curves) are shared by the other language figures
+(heavy_tailed_labels, linear_heavy_tail, sign_descent). A run's method is its label in the
+grid's ``sweep.methods`` (the ``method`` column), its step size the ``optimizer.lr`` column.
 """
 from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ FIG = "full_batch_gap"
 TITLE = ("the SGD-Adam gap on a transformer language model persists or grows as the batch size goes "
          "to the full batch (step sizes tuned per batch size)")
 
-# method key of conf/optimizer/lang/<key>_lr<exp>.yaml -> (legend label, family, colour, line style)
+# method label of a grid's sweep.methods -> (legend label, family, colour, line style)
 METHODS = {
     "sgd": ("SGD", "sgd", "C0", "--"),
     "sgd_m": ("SGD+m", "sgd", "C0", "-"),
@@ -37,14 +37,6 @@ METHODS = {
     "lion": ("Lion", "lion", "C5", "-"),
 }
 FAMILY = {"sgd": ("sgd", "sgd_m"), "adam": ("adam_nom", "adam")}
-BUNDLE = "choice.optimizer/lang@_global_"
-_LR = re.compile(r"_lr(-?\d+(?:\.\d+)?)$")
-
-
-def method_of(choice) -> str:
-    """'lang/sgd_m_lr-0.5' -> 'sgd_m'; a plain choice ('adam', 'ponos_prec') is its own method."""
-    base = str(choice).split("/")[-1]
-    return _LR.sub("", base)
 
 
 def label_of(method: str) -> str:
@@ -100,17 +92,16 @@ def final_loss(store, row, group: int = -1, split: str = "train") -> float:
 
 
 def run_table(store, fig: str) -> pd.DataFrame:
-    """One row per run of the figure: method, lr, seed, batch, bundle, dataset, final loss."""
+    """One row per run of the figure: method label, lr, seed, batch, task, dataset, final loss."""
     runs = store.runs(fig)
     rows = []
     for _, r in runs.iterrows():
-        choice = r.get("choice.optimizer")
-        rows.append({"run_id": r["run_id"], "method": method_of(choice), "choice": choice,
+        rows.append({"run_id": r["run_id"], "method": str(r.get("method")), "optimizer": r.get("optimizer.name"),
                      "lr": _num(r.get("optimizer.lr")), "seed": int(_num(r.get("seed"), 0)),
-                     "batch": batch_of(r), "n": n_train(r), "bundle": r.get(BUNDLE),
+                     "batch": batch_of(r), "n": n_train(r), "task": r.get("choice.task"),
                      "dataset": r.get("dataset.name"), "model": r.get("model.name"),
                      "status": r.get("summary.status"), "final": final_loss(store, r), "path": r.get("path")})
-    return pd.DataFrame(rows, columns=["run_id", "method", "choice", "lr", "seed", "batch", "n", "bundle",
+    return pd.DataFrame(rows, columns=["run_id", "method", "optimizer", "lr", "seed", "batch", "n", "task",
                                        "dataset", "model", "status", "final", "path"])
 
 

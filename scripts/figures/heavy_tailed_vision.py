@@ -2,9 +2,10 @@
 
 Two data sets built the same way from MNIST: the balanced control (the 10 digit classes only)
 and MNIST + barcoded classes (each barcoded class holds a handful of images). Full-batch SGD
-and Adam, each at its best step size of a small grid (lowest final overall training loss,
-chosen separately on each data set). Panels: overall training loss, and the training loss per
-class group (group 0 = the 10 MNIST classes, group 1 = the barcoded classes).
+and Adam (methods sgd and adam of the grid), each at its best step size of a small grid
+(``optimizer.lr``; lowest final overall training loss, chosen separately on each data set).
+Panels: overall training loss, and the training loss per class group (group 0 = the 10 MNIST
+classes, group 1 = the barcoded classes).
 
 Progress is measured in decades of loss decrease, log10(loss at step 0 / final loss), which is
 comparable across data sets whose initial losses differ (log 10 vs log(10 + K)):
@@ -20,12 +21,12 @@ import math
 import numpy as np
 
 from scripts.figures.common import Claim, plt, save, verdict
-from scripts.figures.sls_deep import band, best_of, by_choice, legend, name, semilogy_band
+from scripts.figures.sls_deep import band, best_of, legend, name, points, semilogy_band
 
 FIG = "heavy_tailed_vision"
 TITLE = "balanced MNIST: SGD ~ Adam; MNIST + barcoded classes: Adam >> SGD on the rare (barcoded) classes"
 RATIO = 0.5
-FAMILIES = {"SGD": "vision/sgd_", "Adam": "vision/adam_"}
+FAMILIES = {"SGD": "sgd", "Adam": "adam"}      # family -> method label of the grid
 COLORS = {"SGD": "C3", "Adam": "C2"}
 
 
@@ -44,13 +45,12 @@ def _variants(store):
 
 
 def _best(store, runs):
-    """{family: (choice, rows)} at the best step size of each family."""
+    """{family: (legend name, rows)} at the best step size (``optimizer.lr``) of each family."""
     out = {}
-    choices = by_choice(runs)
-    for fam, prefix in FAMILIES.items():
-        c, _ = best_of(store, runs, prefix)
-        if c is not None:
-            out[fam] = (c, choices[c])
+    for fam, method in FAMILIES.items():
+        lr, _ = best_of(store, runs, method)
+        if lr is not None:
+            out[fam] = (name(method, lr), points(runs, method)[lr])
     return out
 
 
@@ -78,12 +78,12 @@ def plot(store, out_dir):
             ax.text(0.5, 0.5, f"no {key} runs", ha="center", transform=ax.transAxes)
             continue
         for fam, (c, rows) in _best(store, variants[key]).items():
-            semilogy_band(ax, *band(store, rows, x="step"), f"{name(c)}: all classes", COLORS[fam])
+            semilogy_band(ax, *band(store, rows, x="step"), f"{c}: all classes", COLORS[fam])
             if key == "barcoded":
                 for g, ls, what in ((0, "--", "MNIST classes"), (1, ":", "barcoded classes")):
                     xs, med, _, _ = band(store, rows, group=g, x="step")
                     if len(xs):
-                        ax.semilogy(xs, np.maximum(med, 1e-12), ls, color=COLORS[fam], label=f"{name(c)}: {what}")
+                        ax.semilogy(xs, np.maximum(med, 1e-12), ls, color=COLORS[fam], label=f"{c}: {what}")
         k = variants[key]["summary.data_info.n_barcoded_classes"].iloc[0] if key == "barcoded" and \
             "summary.data_info.n_barcoded_classes" in variants[key] else None
         ax.set_title("balanced MNIST" if key == "balanced" else f"MNIST + {k} barcoded classes"
@@ -96,7 +96,8 @@ def plot(store, out_dir):
 
 
 def _grid_txt(store, runs):
-    return ", ".join(f"{name(c)} {decades(store, g):.2f}" for c, g in sorted(by_choice(runs).items()))
+    return ", ".join(f"{name(m, lr)} {decades(store, g):.2f}"
+                     for m in FAMILIES.values() for lr, g in sorted(points(runs, m).items()))
 
 
 def check(store):
@@ -110,7 +111,7 @@ def check(store):
             claims.append(Claim(
                 FIG, f"balanced MNIST: SGD ~ Adam (tuned SGD achieves >= {RATIO:g} of tuned Adam's decades of "
                      f"training-loss decrease)",
-                f"SGD ({best['SGD'][0]}) {d_sgd:.2f} decades vs Adam ({best['Adam'][0]}) {d_adam:.2f}: ratio "
+                f"{best['SGD'][0]} {d_sgd:.2f} decades vs {best['Adam'][0]} {d_adam:.2f}: ratio "
                 f"{r:.2f}; grid (decades): {_grid_txt(store, variants['balanced'])}", verdict(r >= RATIO)))
         else:
             claims.append(Claim(FIG, "balanced MNIST: SGD and Adam runs present", f"have {sorted(best)}", "FAIL"))
@@ -130,8 +131,8 @@ def check(store):
             claims.append(Claim(
                 FIG, f"MNIST + barcoded: Adam >> SGD on the rare (barcoded) classes (tuned SGD achieves < {RATIO:g} "
                      f"of tuned Adam's decades of decrease of the barcoded-group training loss)",
-                f"barcoded group: SGD ({best['SGD'][0]}) {d1s:.2f} decades (final {f1s:.3g}) vs Adam "
-                f"({best['Adam'][0]}) {d1a:.2f} (final {f1a:.3g}): ratio {r1:.2f}; MNIST group: SGD {d0s:.2f} vs "
+                f"barcoded group: {best['SGD'][0]} {d1s:.2f} decades (final {f1s:.3g}) vs "
+                f"{best['Adam'][0]} {d1a:.2f} (final {f1a:.3g}): ratio {r1:.2f}; MNIST group: SGD {d0s:.2f} vs "
                 f"Adam {d0a:.2f} decades (ratio {r0:.2f}); grid (decades, all classes): "
                 f"{_grid_txt(store, variants['barcoded'])}", verdict(ok)))
         else:

@@ -5,9 +5,12 @@ One column per data set: training loss, step size and test accuracy against epoc
 over seeds, min-max band). The SGD grid is drawn faintly; the best fixed step (lowest median
 final training loss, diverged runs count as +inf) is drawn in full.
 
+Runs are told apart by their method label (the key of the grid's ``sweep.methods``: sls, sps,
+adam, sgd, ...) and the points of a step-size grid by the ``optimizer.lr`` index column.
+
 This module also holds the helpers the other vision figures (ponos, step_size_collapse,
-heavy_tailed_vision) share: selecting runs by data set, seed-aggregated curves, best-of-grid
-selection and step-weighted backtracking statistics.
+heavy_tailed_vision) share: selecting runs by data set and method, seed-aggregated curves,
+best-of-grid selection and step-weighted backtracking statistics.
 """
 from __future__ import annotations
 
@@ -23,19 +26,24 @@ TITLE = ("SLS matches or beats SGD with its best fixed step and Adam on training
          "Armijo test per step, and its step size grows over training")
 # SLS "matches" a baseline when its median final training loss is at most TOL times the baseline's.
 TOL = 2.0
-SGD_PREFIX = "vision/sgd_"
-NAMES = {"sls": "SLS", "sps": "SPS", "adam": "Adam (1e-3)", "ponos": "PoNoS",
-         "vision/sls_ponos": "SLS (reset 11, cap 10)", "vision/sps_ponos": "SPS (cap 10)"}
+GRID = "sgd"          # the method run on a step-size grid (its best fixed step is drawn in full)
+NAMES = {"sls": "SLS", "sps": "SPS", "adam": "Adam (1e-3)", "ponos": "PoNoS", "sgd": "SGD",
+         "sls_ponos": "SLS (reset 11, cap 10)", "sps_ponos": "SPS (cap 10)"}
+FAMILY = {"sgd": "SGD", "adam": "Adam"}
 DATASET_NAMES = {"mnist": "MNIST, MLP", "cifar10": "CIFAR-10, ResNet-34", "cifar100": "CIFAR-100, ResNet-34"}
 
 
 # ---- helpers shared by the vision figures ------------------------------------------------------
-def name(choice: str) -> str:
-    if choice.startswith(SGD_PREFIX):
-        return f"SGD ({choice[len(SGD_PREFIX):]})"
-    if choice.startswith("vision/adam_"):
-        return f"Adam ({choice[len('vision/adam_'):]})"
-    return NAMES.get(choice, choice)
+def lr_text(lr) -> str:
+    return f"{float(lr):.3g}"
+
+
+def name(method: str, lr=None) -> str:
+    """Legend name of a method label (the grid's ``sweep.methods`` key), with its step size for a
+    point of a step-size grid."""
+    if lr is not None:
+        return f"{FAMILY.get(method, method)} ({lr_text(lr)})"
+    return NAMES.get(method, method)
 
 
 def by_dataset(runs: pd.DataFrame) -> dict:
@@ -47,8 +55,17 @@ def by_dataset(runs: pd.DataFrame) -> dict:
     return {k: runs[runs["dataset.name"] == k] for k in keys}
 
 
-def by_choice(runs: pd.DataFrame) -> dict:
-    return {c: g for c, g in runs.groupby("choice.optimizer")}
+def by_method(runs: pd.DataFrame) -> dict:
+    """{method label: runs}."""
+    return {m: g for m, g in runs.groupby("method")} if len(runs) else {}
+
+
+def points(runs: pd.DataFrame, method: str) -> dict:
+    """{step size: runs} of one method's step-size grid (the ``optimizer.lr`` index column)."""
+    rows = runs[runs["method"] == method] if len(runs) else runs
+    if rows.empty or "optimizer.lr" not in rows:
+        return {}
+    return {float(lr): g for lr, g in rows.groupby(rows["optimizer.lr"].astype(float))}
 
 
 def diverged(row) -> bool:
@@ -68,14 +85,13 @@ def median_final(store, rows: pd.DataFrame, metric="loss", split="train", group=
     return float(np.median(vals)) if vals else math.nan
 
 
-def best_of(store, runs: pd.DataFrame, prefix: str, metric="loss", split="train", group=-1):
-    """(choice, median final value) of the grid point with the lowest median final value among the
-    choices starting with ``prefix`` (diverged runs count as +inf); (None, nan) when none."""
-    scores = {c: median_final(store, g, metric, split, group)
-              for c, g in by_choice(runs).items() if c.startswith(prefix)}
+def best_of(store, runs: pd.DataFrame, method: str, metric="loss", split="train", group=-1):
+    """(step size, median final value) of the point of ``method``'s step-size grid with the lowest
+    median final value (diverged runs count as +inf); (None, nan) when the method has no runs."""
+    scores = {lr: median_final(store, g, metric, split, group) for lr, g in points(runs, method).items()}
     if not scores:
         return None, math.nan
-    best = min(scores, key=lambda c: (scores[c], c))
+    best = min(scores, key=lambda lr: (scores[lr], lr))
     return best, scores[best]
 
 
@@ -140,23 +156,22 @@ def plot(store, out_dir):
     ncol = max(1, len(panels))
     fig, axes = p.subplots(3, ncol, figsize=(4.6 * ncol, 9), squeeze=False)
     for j, (ds, runs) in enumerate(panels.items()):
-        choices = by_choice(runs)
-        best, _ = best_of(store, runs, SGD_PREFIX)
+        methods, grid = by_method(runs), points(runs, GRID)
+        best, _ = best_of(store, runs, GRID)
         ax_l, ax_s, ax_a = axes[0, j], axes[1, j], axes[2, j]
-        for c, rows in sorted(choices.items()):
-            if c.startswith(SGD_PREFIX) and c != best:
+        for lr, rows in sorted(grid.items()):
+            if lr != best:
                 div = any(diverged(r) for _, r in rows.iterrows())
-                semilogy_band(ax_l, *band(store, rows), name(c) + (", diverged" if div else ""), "0.6",
+                semilogy_band(ax_l, *band(store, rows), name(GRID, lr) + (", diverged" if div else ""), "0.6",
                               lw=0.8, alpha=0.6)
-        for c in [*MAIN, best]:
-            if c is None or c not in choices:
-                continue
-            color = COLORS["sgd"] if c == best else COLORS[c]
-            label = f"{name(c)}, best SGD" if c == best else name(c)
-            semilogy_band(ax_l, *band(store, choices[c]), label, color)
-            if c != "adam":       # Adam's lr is not a step length along the gradient
-                semilogy_band(ax_s, *band(store, choices[c], "step_size", "opt"), label, color)
-            xs, med, _, _ = band(store, choices[c], "acc", "test")
+        drawn = [(m, name(m), COLORS[m], methods[m]) for m in MAIN if m in methods]
+        if best is not None:
+            drawn.append((GRID, f"{name(GRID, best)}, best SGD", COLORS[GRID], grid[best]))
+        for m, label, color, rows in drawn:
+            semilogy_band(ax_l, *band(store, rows), label, color)
+            if m != "adam":       # Adam's lr is not a step length along the gradient
+                semilogy_band(ax_s, *band(store, rows, "step_size", "opt"), label, color)
+            xs, med, _, _ = band(store, rows, "acc", "test")
             if len(xs):
                 ax_a.plot(xs, med, color=color, label=label)
         ax_l.set_title(DATASET_NAMES.get(ds, ds))
@@ -174,24 +189,24 @@ def plot(store, out_dir):
 def check(store):
     claims = []
     for ds, runs in by_dataset(store.runs(FIG)).items():
-        choices = by_choice(runs)
+        methods = by_method(runs)
         tag = DATASET_NAMES.get(ds, ds)
-        if "sls" not in choices:
+        if "sls" not in methods:
             claims.append(Claim(FIG, f"{tag}: SLS runs present", "no SLS run", "FAIL"))
             continue
-        sls = choices["sls"]
+        sls = methods["sls"]
         f_sls = median_final(store, sls)
-        best, f_sgd = best_of(store, runs, SGD_PREFIX)
-        f_adam = median_final(store, choices["adam"]) if "adam" in choices else math.nan
-        f_sps = median_final(store, choices["sps"]) if "sps" in choices else math.nan
-        grid = ", ".join(f"{c[len(SGD_PREFIX):]}: {median_final(store, g):.2e}"
-                         for c, g in sorted(choices.items()) if c.startswith(SGD_PREFIX))
+        best, f_sgd = best_of(store, runs, GRID)
+        f_adam = median_final(store, methods["adam"]) if "adam" in methods else math.nan
+        f_sps = median_final(store, methods["sps"]) if "sps" in methods else math.nan
+        grid = ", ".join(f"{lr_text(lr)}: {median_final(store, g):.2e}"
+                         for lr, g in sorted(points(runs, GRID).items()))
         have = best is not None and math.isfinite(f_adam)
         ok = have and f_sls <= TOL * f_sgd and f_sls <= TOL * f_adam
         claims.append(Claim(
             FIG, f"{tag}: SLS's final training loss is at most {TOL:g}x that of SGD with its best fixed step "
                  f"and of Adam (median over seeds)",
-            f"SLS {f_sls:.2e}, best SGD (step {best[len(SGD_PREFIX):] if best else '?'}) {f_sgd:.2e}, "
+            f"SLS {f_sls:.2e}, best SGD (step {lr_text(best) if best is not None else '?'}) {f_sgd:.2e}, "
             f"Adam {f_adam:.2e}, SPS {f_sps:.2e}; SGD grid {grid}", verdict(ok)))
 
         zero = per_step(store, sls, lambda r: step_weighted(store, r, "zero_backtrack_frac"))

@@ -20,13 +20,13 @@ import math
 import numpy as np
 
 from scripts.figures.common import Claim, plt, save, verdict
-from scripts.figures.sls_deep import DATASET_NAMES, by_choice, by_dataset, legend, name, semilogy_band
+from scripts.figures.sls_deep import DATASET_NAMES, by_dataset, by_method, legend, name, semilogy_band
 
 FIG = "step_size_collapse"
 TITLE = "the monotone SLS step size collapses late in training on some problems, PoNoS's does not"
 DROP = 1e3
-MONOTONE = ("sls", "vision/sls_ponos")
-COLORS = {"sls": "C0", "vision/sls_ponos": "C9", "ponos": "C4"}
+MONOTONE = ("sls", "sls_ponos")          # method labels of the grid
+COLORS = {"sls": "C0", "sls_ponos": "C9", "ponos": "C4"}
 
 
 def _steps(store, run_id):
@@ -67,7 +67,7 @@ def plot(store, out_dir):
     ncol = max(1, len(panels))
     fig, axes = p.subplots(2, ncol, figsize=(5.2 * ncol, 6.5), squeeze=False)
     for j, (ds, runs) in enumerate(panels.items()):
-        for c, rows in sorted(by_choice(runs).items()):
+        for c, rows in sorted(by_method(runs).items()):
             color = COLORS.get(c, "0.4")
             for k, (_, r) in enumerate(rows.iterrows()):
                 x, s = _steps(store, r.run_id)
@@ -95,12 +95,12 @@ def check(store):
     claims = []
     for ds, runs in by_dataset(store.runs(FIG)).items():
         tag = DATASET_NAMES.get(ds, ds)
-        choices = by_choice(runs)
+        methods = by_method(runs)
         parts, any_ok = [], False
         for c in MONOTONE:
-            if c not in choices:
+            if c not in methods:
                 continue
-            infos = [(r.run_id, collapse(store, r.run_id)) for _, r in choices[c].iterrows()]
+            infos = [(r.run_id, collapse(store, r.run_id)) for _, r in methods[c].iterrows()]
             n_ok = sum(i["ok"] for _, i in infos)
             rid, med = sorted(infos, key=lambda t: t[1]["drop"] if math.isfinite(t[1]["drop"]) else -1)[len(infos) // 2]
             any_ok |= n_ok * 2 > len(infos)             # a majority of the seeds collapse
@@ -119,8 +119,8 @@ def check(store):
                      f"{DROP:.0e}x below its peak, first falling that low after the first quarter of training)",
                 "; ".join(parts) + ("; the quick profile does not reach the collapse" if status == "INCONCLUSIVE"
                                     else ""), status))
-        if "ponos" in choices:
-            infos = [(r.run_id, collapse(store, r.run_id)) for _, r in choices["ponos"].iterrows()]
+        if "ponos" in methods:
+            infos = [(r.run_id, collapse(store, r.run_id)) for _, r in methods["ponos"].iterrows()]
             drops = [i["drop"] for _, i in infos]
             d = float(np.median(drops))
             rid = infos[0][0]
