@@ -33,7 +33,7 @@ def _git() -> dict:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
                              timeout=5).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=normal"], cwd=REPO,
                                     capture_output=True, text=True, timeout=5).stdout.strip())
         return {"git_sha": sha or None, "git_dirty": dirty}
     except (OSError, subprocess.SubprocessError):

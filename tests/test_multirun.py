@@ -32,3 +32,4 @@ def test_two_by_two_sweep(tmp_path, launcher):
     assert again.returncode == 0
     # the sweeper leaves DONE runs out before the launcher is called
     assert "4 jobs, 4 already DONE, launching 0" in again.stdout and "done " not in again.stdout
+    assert "Launching" not in again.stdout + again.stderr          # the launcher was never called
