@@ -29,8 +29,10 @@ def decay(init, final, steps, tau=None, bump=0.0):
     return y
 
 
-def lr_choice(method, e):
-    return f"lang/{method}_lr{e:g}"
+# method label (a grid's sweep.methods key) -> its optimizer choice
+OPTIMIZER = {"sgd": "sgd", "sgd_m": "heavy_ball", "adam": "adam", "adam_nom": "adam", "sign": "sign_descent",
+             "sign_m": "sign_descent_m", "ngd": "normalized_gd", "ngd_m": "normalized_gd_m", "rsign": "rescaled_sign",
+             "lion": "lion"}
 
 
 def _run(rid, choice, lr, curves, columns, bs=64, n=64, method=None, task=None):
@@ -122,9 +124,9 @@ def _sign_store(tmp_path, effect=True):
     runs = []
     for m, f in finals.items():
         for j, e in enumerate((-2.5, -2.0, -1.5)):
-            runs.append(_run(f"{m}{j}", lr_choice(m, e), 10 ** e,
+            runs.append(_run(f"{m}{j}", OPTIMIZER[m], 10 ** e,
                              {("train", "loss", -1): (steps, decay(7.6, f * (1 if j == 1 else 2.0), steps))},
-                             dict(LM_INFO)))
+                             dict(LM_INFO), method=m, task="ts_word_transformer"))
     return Store(write_store(tmp_path / ("e" if effect else "n"), "sign_descent", runs))
 
 
@@ -158,6 +160,7 @@ def _zipf_counts(V=400, tokens=8000, s=1.1):
 def _group_store(tmp_path, fig, groups, counts, effect=True, logy=False):
     steps = np.arange(0, 321, 16)
     G = len(groups)
+    task = {"heavy_tailed_labels": "ts_word_transformer", "linear_heavy_tail": "zipf_linear"}[fig]
     runs = []
     (tmp_path / "runs").mkdir(parents=True, exist_ok=True)
     finals_all = {"sgd": 4.5, "sgd_m": 4.0, "adam_nom": 2.5, "adam": 1.8}
@@ -180,7 +183,8 @@ def _group_store(tmp_path, fig, groups, counts, effect=True, logy=False):
             if m == "sgd" and j == 2:                        # unstable but lowest final loss: must be skipped
                 overall = decay(7.6, 0.5, steps, bump=1.0)
             curves[("train", "loss", -1)] = (steps, overall)
-            runs.append({"run_id": rid, "choices": {"optimizer": lr_choice(m, e)}, "n": 256, "batch_size": 16,
+            runs.append({"run_id": rid, "choices": {"optimizer": OPTIMIZER[m], "task": task}, "method": m,
+                         "n": 256, "batch_size": 16,
                          "columns": {**LM_INFO, "optimizer.lr": 10 ** e, "train.batch_size": 16, "path": str(d),
                                      "dataset.m": 7}, "curves": curves})
     return Store(write_store(tmp_path, fig, runs))

@@ -26,7 +26,7 @@ def test_union_of_two_methods_with_their_own_step_sizes():
 
 
 def test_log10_spelling_matches_the_old_step_size_files():
-    # conf/optimizer/lang/sgd_lr-1.5.yaml had lr: 3.162277660e-02 (ten significant digits)
+    # the removed conf/optimizer/lang/sgd_lr-1.5.yaml had lr: 3.162277660e-02 (ten digits)
     assert sweep.log10_value(-1.5) == 3.162277660e-02
     assert sweep.log10_value(-3) == 0.001 and sweep.log10_value(0) == 1.0
 
