@@ -1,7 +1,9 @@
 """Run identity: which parts of a config decide what a run computes.
 
 ``config_id`` hashes the canonical JSON of the semantic config (dataset, model, optimizer,
-train, after the profile has been applied) plus ``KEY_VERSION``; ``run_id`` adds the seed.
+train, after the profile has been applied), the digest of the code of the run's optimizer and
+model (``experiments.code_identity``: editing a method re-runs exactly its runs; comments do
+not count) and ``KEY_VERSION``; ``run_id`` adds the seed.
 Launcher, logger, paths, device, tags and the figure name are deliberately left out, so the
 same run requested by two figures or from two machines is stored once.
 """
@@ -11,9 +13,10 @@ import hashlib
 import json
 import math
 
-# Bump when a change to the code changes what an existing config computes (a bug fix in an
-# optimizer or a loader); every run is then recomputed instead of silently reused.
-KEY_VERSION = 1
+# Bump when a change to the code outside the optimizer and model files changes what an existing
+# config computes (a bug fix in a loader or the trainer); every run is then recomputed instead
+# of silently reused. 2: the optimizer's and model's code digests joined the key.
+KEY_VERSION = 2
 SEMANTIC_GROUPS = ("dataset", "model", "optimizer", "train")
 # Keys inside semantic groups that change how a run is executed, not what it computes.
 NON_SEMANTIC = {"train": ("eval_batch_size", "checkpoint_every_s", "save_model", "compile")}
@@ -48,7 +51,8 @@ def _sha(text: str) -> str:
 
 
 def config_id(cfg: dict) -> str:
-    payload = {"key_version": KEY_VERSION, "config": canonical(semantic_config(cfg))}
+    from experiments.code_identity import code_ids
+    payload = {"key_version": KEY_VERSION, "config": canonical(semantic_config(cfg)), "code": code_ids(cfg)}
     return _sha(json.dumps(payload, sort_keys=True, separators=(",", ":")))[:16]
 
 

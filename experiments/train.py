@@ -68,7 +68,8 @@ def execute(cfg: dict, *, interrupt_at_step: int | None = None) -> dict:
     if cfg["force"] and rundir.ckpt_path.exists():
         rundir.ckpt_path.unlink()
     resume = rundir.ckpt_path.exists()
-    record = {"run_id": rid, "config_id": cid, "key_version": runid.KEY_VERSION, "config": cfg,
+    from experiments.code_identity import code_ids
+    record = {"run_id": rid, "config_id": cid, "key_version": runid.KEY_VERSION, "code": code_ids(cfg), "config": cfg,
               "semantic_config": runid.semantic_config(cfg), "environment": _environment(cfg["device"]),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed": resume}
     rundir.start(record, resume=resume)

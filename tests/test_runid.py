@@ -39,3 +39,41 @@ def test_canonical_floats():
     assert runid.canonical(0.001) == runid.canonical(1e-3) == "0.001"
     assert runid.canonical(2.0) == runid.canonical(2) == 2
     assert runid.canonical({"b": 1, "a": [1.5, None]}) == {"a": ["1.5", None], "b": 1}
+
+
+def _copy_code(tmp_path, monkeypatch):
+    import shutil
+    from experiments import code_identity
+    for pkg in code_identity.PACKAGES:
+        shutil.copytree(code_identity.REPO / pkg, tmp_path / "code" / pkg,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(code_identity, "REPO", tmp_path / "code")
+    return tmp_path / "code"
+
+
+def test_editing_an_optimizer_changes_exactly_its_runs(compose_cfg, tmp_path, monkeypatch):
+    cfgs = {o: compose_cfg(*LSTSQ_FAST, f"optimizer={o}") for o in ("sls", "ponos", "lion", "sgd")}
+    before = {o: runid.run_id(c) for o, c in cfgs.items()}
+    code = _copy_code(tmp_path, monkeypatch)
+    assert {o: runid.run_id(c) for o, c in cfgs.items()} == before      # same code, same ids
+    sls = code / "optimizers" / "sls.py"
+    sls.write_text(sls.read_text() + "\n# a comment does not change what SLS computes\n")
+    assert {o: runid.run_id(c) for o, c in cfgs.items()} == before
+    shared = code / "optimizers" / "_linesearch.py"                   # imported by SLS and PoNoS
+    shared.write_text(shared.read_text() + "\n_EDITED = 1\n")
+    after = {o: runid.run_id(c) for o, c in cfgs.items()}
+    assert after["sls"] != before["sls"] and after["ponos"] != before["ponos"]
+    assert after["lion"] == before["lion"] and after["sgd"] == before["sgd"]   # torch.optim.SGD: no digest
+
+
+def test_an_edited_optimizer_file_reruns(compose_cfg, tmp_path, monkeypatch, capsys):
+    from experiments.train import execute
+    cfg = compose_cfg(*LSTSQ_FAST, "optimizer=lion")
+    execute(cfg)
+    execute(cfg)
+    assert "already DONE" in capsys.readouterr().out
+    code = _copy_code(tmp_path, monkeypatch)
+    lion = code / "optimizers" / "lion.py"
+    lion.write_text(lion.read_text() + "\n_STEP_DOUBLED = True\n")
+    execute(cfg)
+    assert "already DONE" not in capsys.readouterr().out
