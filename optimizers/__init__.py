@@ -17,7 +17,8 @@ The trainer talks to optimizers through three class attributes (absent means Fal
 - ``needs_snapshot``: the trainer calls ``set_snapshot(full_closure)`` at the start of every
   epoch with a closure returning the full training loss (SVRG).
 
-``stats(opt)`` returns the per-step quantities the trainer logs.
+``stats(opt)`` returns the per-step quantities the trainer logs (``stats(opt, host=False)``
+leaves values that live on the device as 0-dim tensors).
 """
 from __future__ import annotations
 
@@ -63,21 +64,34 @@ def build(cfg: dict, params, *, n_batches_per_epoch: int | None = None) -> torch
     return cls(params, **kwargs)
 
 
-def stats(opt: torch.optim.Optimizer) -> dict:
+def stats(opt: torch.optim.Optimizer, host: bool = True) -> dict:
     """Last step size, cumulative forward/backward counts, last step's backtracks.
 
     Project optimizers keep these under string keys of ``opt.state`` (they survive
     ``state_dict``); for torch.optim classes the step size is the first group's lr and the
-    counts are kept by the trainer (one forward and one backward per step)."""
+    counts are kept by the trainer (one forward and one backward per step).
+
+    The counters are Python ints and the line-search quantities Python floats (a line search
+    reads them on the host anyway); a value kept on the device as a 0-dim tensor (e.g. a
+    tensor ``lr``) is converted here, i.e. when the stats are read, never inside ``step``.
+    ``host=False`` returns such tensors as they are, so that a caller can accumulate them on
+    the device and convert once per evaluation (no host synchronisation per step)."""
     st = opt.state
     out = {}
     for key in ("step_size", "n_forwards", "n_backwards", "backtracks", "polyak_step"):
         if key in st:
-            v = st[key]
-            out[key] = float(v) if not isinstance(v, int) else v
+            out[key] = _value(st[key], host)
     if "step_size" not in out:
-        out["step_size"] = float(opt.param_groups[0].get("lr", float("nan")))
+        out["step_size"] = _value(opt.param_groups[0].get("lr", float("nan")), host)
     return out
+
+
+def _value(v, host: bool):
+    if isinstance(v, int):  # counters (bool is an int too)
+        return v
+    if isinstance(v, torch.Tensor):
+        return float(v) if host else v.detach()
+    return float(v)
 
 
 def _import_all():

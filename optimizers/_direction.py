@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from optimizers._base import ProjectOptimizer, resolve_foreach
+from optimizers._base import ProjectOptimizer, lr_value, resolve_foreach
 
 
 class HeavyBallOnDirection(ProjectOptimizer):
@@ -21,11 +21,15 @@ class HeavyBallOnDirection(ProjectOptimizer):
 
     def _direction(self, grads: list, foreach: bool):
         """Return (d, scale, owned): the direction is scale * d; ``owned`` says d holds
-        fresh tensors the optimizer may overwrite (False when d are the gradients)."""
+        fresh tensors the optimizer may overwrite (False when d are the gradients). ``scale``
+        is a Python float or a 0-dim tensor on the device (a norm: never read on the host)."""
         raise NotImplementedError
 
     @torch.no_grad()
     def step(self, closure=None):
+        """No host read: norms stay on the device as 0-dim tensors and enter the update as
+        tensor operands (``addcmul_`` with a 0-dim factor computes exactly what ``add_``
+        with the same ``alpha`` computes; the foreach path multiplies in one fused pass)."""
         loss = self._torch_style_closure(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
@@ -34,6 +38,7 @@ class HeavyBallOnDirection(ProjectOptimizer):
             grads = [p.grad for p in params]
             foreach = resolve_foreach(group["foreach"], params)
             d, scale, owned = self._direction(grads, foreach)
+            dev_scale = isinstance(scale, torch.Tensor)
             lr, mom = group["lr"], group["momentum"]
             if mom != 0:
                 states = [self.state[p] for p in params]
@@ -42,7 +47,7 @@ class HeavyBallOnDirection(ProjectOptimizer):
                     if "momentum_buffer" not in st:
                         st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     bufs.append(st["momentum_buffer"])
-                if owned and scale == 1.0:
+                if owned and not dev_scale and scale == 1.0:
                     # new buffer = d + mom * buf, written into d (one pass), d becomes the buffer
                     if foreach:
                         torch._foreach_add_(d, bufs, alpha=mom)
@@ -53,17 +58,32 @@ class HeavyBallOnDirection(ProjectOptimizer):
                         st["momentum_buffer"] = di
                 elif foreach:
                     torch._foreach_mul_(bufs, mom)
-                    torch._foreach_add_(bufs, d, alpha=scale)
+                    if dev_scale:
+                        torch._foreach_add_(bufs, torch._foreach_mul(d, scale.to(d[0].dtype)))
+                    else:
+                        torch._foreach_add_(bufs, d, alpha=scale)
                     d = bufs
                 else:
                     for b, di in zip(bufs, d):
-                        b.mul_(mom).add_(di, alpha=scale)
+                        b.mul_(mom)
+                        if dev_scale:
+                            b.addcmul_(di, scale)
+                        else:
+                            b.add_(di, alpha=scale)
                     d = bufs
                 scale = 1.0
-            if foreach:
+                dev_scale = False
+            if dev_scale:
+                coef = scale * -lr  # 0-dim: -lr * scale, as the Python float alpha would be
+                if foreach:
+                    torch._foreach_add_(params, torch._foreach_mul(d, coef.to(d[0].dtype)))
+                else:
+                    for p, di in zip(params, d):
+                        p.addcmul_(di, coef)
+            elif foreach:
                 torch._foreach_add_(params, d, alpha=-lr * scale)
             else:
                 for p, di in zip(params, d):
                     p.add_(di, alpha=-lr * scale)
-        self.state["step_size"] = float(self.param_groups[0]["lr"])
+        self.state["step_size"] = lr_value(self.param_groups[0]["lr"])
         return loss

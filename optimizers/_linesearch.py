@@ -4,10 +4,13 @@ One step of every line search here:
 
 1. save the RNG state, evaluate the closure with autograd and backpropagate (1 forward,
    1 backward) at the current point w;
-2. keep w where it is and write trial points into a second, preallocated buffer per
-   parameter that is swapped in as the parameter's storage (double buffering: no
-   ``deepcopy`` and no copy pass at all; the accepted trial's buffer becomes the parameter,
-   the old one becomes the spare for the next step);
+2. keep w where it is and write trial points next to it: on the loop path (CPU default) into
+   a second, preallocated buffer per parameter that is swapped in as the parameter's storage
+   (double buffering: no ``deepcopy`` and no copy pass; the accepted trial's buffer becomes
+   the parameter, the old one the spare for the next step); on the foreach path (default
+   when every parameter is on CUDA, or ``foreach=True``) with one fused
+   ``torch._foreach_add(w, d, alpha=-eta)`` per trial whose outputs become the parameters'
+   storage (the caching allocator recycles the rejected trial's memory);
 3. evaluate trial points ``w - eta * d`` (always computed from the untouched w, never
    incrementally) under ``torch.no_grad()`` on the *same* minibatch,
    restoring the RNG state before each evaluation so that dropout masks are identical to the
@@ -22,6 +25,11 @@ computed exactly like the gradient evaluation's loss) and every trial forward al
 (2 + b) times, partly towards statistics of rejected points. The reference code does the
 same. Put BatchNorm layers in ``eval()`` mode inside the closure for trial evaluations if
 that matters for your experiment; the optimizer cannot see the model.
+
+Host reads (device -> host synchronisations): one per closure evaluation. The gradient
+evaluation's loss is read together with ||g||^2 (and, for the prec searches, the directional
+products) in a single transfer (``host_floats``); each trial reads its loss once for the
+acceptance test. Norms and products are accumulated in float64 on the device.
 """
 from __future__ import annotations
 
@@ -58,18 +66,27 @@ class LineSearchOptimizer(ProjectOptimizer):
 
     def _save_point(self, params: list, foreach: bool) -> list:
         """The current point w: the parameters' own storage (left untouched by the trials).
-        Also picks, per parameter, the spare buffer that trials are written into."""
+        Loop path: also picks, per parameter, the spare buffer that trials are written into."""
+        if foreach:
+            self._bufs = self._spare = None  # trials get fresh tensors from _foreach_add
+            return [p.data for p in params]
         ptrs = [p.data_ptr() for p in params]
-        if (self._bufs is None or len(self._bufs) != len(params)
+        bufs = getattr(self, "_bufs", None)  # (absent after unpickling an optimizer)
+        if (bufs is None or len(bufs) != len(params)
                 or any(q not in (a.data_ptr(), b.data_ptr()) for q, (a, b) in zip(ptrs, self._bufs))):
             # first step, or the parameters were replaced (e.g. model.to(device)): reallocate
             self._bufs = [(p.data, torch.empty_like(p, memory_format=torch.preserve_format)) for p in params]
         self._spare = [b if q == a.data_ptr() else a for q, (a, b) in zip(ptrs, self._bufs)]
         return [p.data for p in params]
 
-    def _trial(self, params: list, x0: list, direction: list, eta: float) -> None:
-        """params <- x0 - eta * direction, written into the spare buffers (one pass)."""
+    def _trial(self, params: list, x0: list, direction: list, eta: float, foreach: bool) -> None:
+        """params <- x0 - eta * direction in one pass: fused ``_foreach_add`` (foreach) or
+        ``torch.add(..., out=spare)`` per tensor (loop)."""
         with torch.no_grad():
+            if foreach:
+                for p, t in zip(params, torch._foreach_add(x0, direction, alpha=-eta)):
+                    p.data = t
+                return
             for p, x, d, s in zip(params, x0, direction, self._spare):
                 torch.add(x, d, alpha=-eta, out=s)
                 if p.data_ptr() != s.data_ptr():
@@ -89,16 +106,17 @@ class LineSearchOptimizer(ProjectOptimizer):
         Returns (accepted, eta, rejected_trials, f_new)."""
         f_new = math.nan
         for t in range(max_backtracks):
-            self._trial(params, x0, direction, eta * step_scale)
+            self._trial(params, x0, direction, eta * step_scale, foreach)
             rng.restore()
-            f_new = self._forward(closure)
+            f_new = self._forward(closure)  # the trial's one host read
             if f_new <= ref - c * eta * decrease:  # NaN compares False: rejected
                 return True, eta, t, f_new
             eta *= beta_b
         return False, eta, max_backtracks, f_new
 
     def _fallback(self, params, x0, direction, step: float, foreach: bool) -> None:
-        self._trial(params, x0, direction, step)
+        self._trial(params, x0, direction, step, foreach)
 
-    def _grad_sq_norm(self, grads, foreach) -> float:
+    def _grad_sq_norm(self, grads, foreach) -> torch.Tensor:
+        """||g||^2 over all parameters: 0-dim float64 tensor on the device (not read here)."""
         return sq_norm(grads, foreach)

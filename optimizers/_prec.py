@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from optimizers._base import RNGSnapshot
+from optimizers._base import RNGSnapshot, host_floats, sq_norm_and_dots
 from optimizers._linesearch import GRAD_TOL, LineSearchOptimizer
 
 SUFF_DECR = ("pp_norm", "grad_norm", "dir_der")
@@ -40,46 +40,78 @@ class PrecLineSearch(LineSearchOptimizer):
 
     # ------------------------------------------------------------ Adam direction
     def _adam_direction(self, params, grads, h, foreach, want_gd: bool):
-        """Update the moments in place and return (u, scale, g^T D^-1 g, g^T d) where the
-        Adam direction is d = scale * u, u = m / D, D = sqrt(v / (1 - beta2^k)) + eps,
-        scale = 1 / (1 - beta1^k) (folded into the step to save a pass over the weights)."""
-        st = self.state
+        """The moment update, the Adam direction and its products, all on the device and not
+        yet committed (the step may still be skipped once ||g|| is read).
+
+        Returns (u, scale, g2, pp, gd, pending): the Adam direction is d = scale * u,
+        u = m / D, D = sqrt(v / (1 - beta2^k)) + eps, scale = 1 / (1 - beta1^k) (folded into
+        the step to save a pass over the weights); g2 = ||g||^2, pp = g^T D^-1 g and
+        gd = g^T u (None unless ``want_gd``) are 0-dim float64 tensors (float64
+        accumulation, computed together); ``pending`` = (k, new m, new v) is
+        stored by ``_commit_moments``. The new moments are written next to the old ones (same
+        kernels as an in-place update, so the same values): into spare buffers that are
+        swapped in on commit (loop path: no allocation per step), or into fresh tensors from
+        the fused out-of-place foreach kernels (the CUDA caching allocator recycles the old
+        moments). This lets one host read serve the gradient norm, the loss and the
+        products; the price is one more pair of moment-sized buffers."""
         b1, b2 = h["betas"]
-        k = st["adam_step"] + 1
-        st["adam_step"] = k
+        k = self.state["adam_step"] + 1
         scale = 1.0 / (1.0 - b1 ** k)
         sbc2 = math.sqrt(1.0 - b2 ** k)
         ms, vs = [], []
         for p in params:
             ps = self.state[p]
-            if "exp_avg" not in ps:
-                ps["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                ps["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            ms.append(ps["exp_avg"])
-            vs.append(ps["exp_avg_sq"])
+            if "exp_avg" in ps:
+                ms.append(ps["exp_avg"])
+                vs.append(ps["exp_avg_sq"])
+            else:
+                ms.append(torch.zeros_like(p, memory_format=torch.preserve_format))
+                vs.append(torch.zeros_like(p, memory_format=torch.preserve_format))
         with torch.no_grad():
             if foreach:
-                torch._foreach_lerp_(ms, grads, 1 - b1)          # m = b1 m + (1 - b1) g
-                torch._foreach_mul_(vs, b2)
-                torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
-                den = torch._foreach_sqrt(vs)
+                m_new = torch._foreach_lerp(ms, grads, 1 - b1)      # m = b1 m + (1 - b1) g
+                v_new = torch._foreach_mul(vs, b2)
+                torch._foreach_addcmul_(v_new, grads, grads, value=1 - b2)
+                den = torch._foreach_sqrt(v_new)
                 torch._foreach_div_(den, sbc2)
                 torch._foreach_add_(den, h["eps"])
-                u = torch._foreach_div(ms, den)
+                u = torch._foreach_div(m_new, den)
                 gden = torch._foreach_div(grads, den)
             else:
-                u, gden = [], []
-                for g, m, v in zip(grads, ms, vs):
-                    m.lerp_(g, 1 - b1)
-                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                    den = v.sqrt().div_(sbc2).add_(h["eps"])
-                    u.append(torch.div(m, den))
+                m_new, v_new, u, gden = [], [], [], []
+                for p, g, m, v in zip(params, grads, ms, vs):
+                    m1, v1 = self._spare_moments(p, m, v)
+                    torch.lerp(m, g, 1 - b1, out=m1)
+                    torch.mul(v, b2, out=v1).addcmul_(g, g, value=1 - b2)
+                    den = v1.sqrt().div_(sbc2).add_(h["eps"])
+                    m_new.append(m1)
+                    v_new.append(v1)
+                    u.append(torch.div(m1, den))
                     gden.append(torch.div(g, den))
-            pp_terms = [torch.dot(a.reshape(-1), g.reshape(-1)) for a, g in zip(gden, grads)]
-            gd_terms = [torch.dot(a.reshape(-1), g.reshape(-1)) for a, g in zip(u, grads)] if want_gd else []
-        pp = float(sum(t.double() for t in pp_terms)) if pp_terms else 0.0
-        gd = scale * float(sum(t.double() for t in gd_terms)) if gd_terms else 0.0
-        return u, scale, pp, gd
+            g2, prods = sq_norm_and_dots(grads, [gden, u] if want_gd else [gden], foreach,
+                                         nonneg=(True,))
+        return u, scale, g2, prods[0], prods[1] if want_gd else None, (k, m_new, v_new)
+
+    def _spare_moments(self, p, m, v):
+        """Loop path: the buffers the new moments of ``p`` are written into (the previous
+        moments after a commit; kept outside ``self.state``, so not checkpointed)."""
+        spare = self.__dict__.setdefault("_moment_spare", {})
+        pair = spare.get(p)
+        if (pair is None or pair[0] is m or pair[1] is v or pair[0].shape != m.shape
+                or pair[0].dtype != m.dtype or pair[0].device != m.device):
+            pair = spare[p] = (torch.empty_like(m), torch.empty_like(v))
+        return pair
+
+    def _commit_moments(self, params, pending) -> None:
+        k, m_new, v_new = pending
+        self.state["adam_step"] = k
+        spare = self.__dict__.get("_moment_spare", {})
+        for p, m, v in zip(params, m_new, v_new):
+            ps = self.state[p]
+            if p in spare and spare[p][0] is m:   # swap: the old moments become the spares
+                spare[p] = (ps["exp_avg"], ps["exp_avg_sq"]) if "exp_avg" in ps else None
+            ps["exp_avg"] = m
+            ps["exp_avg_sq"] = v
 
     # ------------------------------------------------------------ step
     def _initial_step(self, h, f0, pp):
@@ -107,9 +139,16 @@ class PrecLineSearch(LineSearchOptimizer):
         st = self.state
         rng = RNGSnapshot()
         loss = self._forward_backward(closure)
-        f0 = float(loss)
         params, grads = self._active()
-        g2 = self._grad_sq_norm(grads, foreach)
+        want_gd = h["suff_decr"] == "dir_der"
+        if params:
+            u, scale, g2_t, pp_t, gd_t, pending = self._adam_direction(params, grads, h, foreach,
+                                                                      want_gd)
+        else:  # nothing received a gradient: ||g|| = 0 below, no step
+            u, scale, g2_t, pp_t, gd_t, pending = [], 1.0, 0.0, 0.0, 0.0, None
+        # the step's one host read before the trials: loss, ||g||^2 and the products together
+        f0, g2, pp, gd = host_floats(loss, g2_t, pp_t, gd_t if want_gd else 0.0)
+        gd = scale * gd
 
         q_new = h["xi"] * st["zh_q"] + 1.0
         st["zh_c"] = (h["xi"] * st["zh_q"] * st["zh_c"] + f0) / q_new
@@ -117,11 +156,10 @@ class PrecLineSearch(LineSearchOptimizer):
         ref = max(st["zh_c"], f0)
 
         st["backtracks"] = 0
-        if not math.sqrt(g2) >= GRAD_TOL:
+        if not math.sqrt(g2) >= GRAD_TOL:  # no step and no moment update
             st["step_size"] = 0.0
             return loss
-        u, scale, pp, gd = self._adam_direction(params, grads, h, foreach,
-                                                want_gd=h["suff_decr"] == "dir_der")
+        self._commit_moments(params, pending)
         decrease = {"pp_norm": pp, "grad_norm": g2, "dir_der": max(gd, 0.0)}[h["suff_decr"]]
         eta = self._initial_step(h, f0, pp)
 
@@ -170,11 +208,14 @@ PREC_DOC_COMMON = r"""
 
     Other deliberate differences: moments are updated once per step before the search
     (trials do not touch them); no step and no moment update when ||g|| < 1e-8; the
-    current point lives in preallocated buffers (no deepcopy); RNG saved/restored instead
-    of wall-clock reseeding (see ``optimizers/_linesearch.py``, also for BatchNorm).
+    current point is kept in place (no deepcopy); RNG saved/restored instead of
+    wall-clock reseeding (see ``optimizers/_linesearch.py``, also for BatchNorm);
+    ||g||^2, g^T D^-1 g and g^T d are accumulated in float64 and read on the host together
+    with the loss in one transfer (one host read per closure evaluation).
 
     State: ``step_size``, ``backtracks``, ``n_forwards``, ``n_backwards``, ``polyak_step``,
     ``adam_step`` (k), ``eta_prev``, ``memory_l``, ``zh_q``, ``zh_c``; per parameter
     ``exp_avg`` (m), ``exp_avg_sq`` (v). One global step for all param groups.
-    Cost: 1 backward, 2 + backtracks forwards, 2 extra parameter-sized moment buffers.
+    Cost: 1 backward, 2 + backtracks forwards, 2 parameter-sized moment buffers plus 2
+    spares the new moments are written into (swapped in when the step is taken).
 """

@@ -7,7 +7,7 @@ import math
 import torch
 
 from optimizers import register
-from optimizers._base import ProjectOptimizer
+from optimizers._base import ProjectOptimizer, lr_value
 
 
 def accel_constants(eta: float, mu: float, rho: float) -> dict:
@@ -95,5 +95,5 @@ class AcceleratedSGD(ProjectOptimizer):
                     z.lerp_(p, 1 - k["beta"]).add_(g, alpha=-k["gamma"] * eta)
                     # w <- y - eta g
                     p.add_(g, alpha=-eta)
-        self.state["step_size"] = float(self.param_groups[0]["lr"])
+        self.state["step_size"] = lr_value(self.param_groups[0]["lr"])
         return loss

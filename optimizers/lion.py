@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from optimizers import register
-from optimizers._base import ProjectOptimizer, resolve_foreach
+from optimizers._base import ProjectOptimizer, lr_value, resolve_foreach
 
 
 @register("lion")
@@ -61,5 +61,5 @@ class Lion(ProjectOptimizer):
                         p.mul_(1 - lr * wd)
                     p.add_(torch.lerp(m, g, 1 - b1).sign_(), alpha=-lr)
                     m.lerp_(g, 1 - b2)
-        self.state["step_size"] = float(self.param_groups[0]["lr"])
+        self.state["step_size"] = lr_value(self.param_groups[0]["lr"])
         return loss

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from optimizers import register
-from optimizers._base import RNGSnapshot
+from optimizers._base import RNGSnapshot, host_floats
 from optimizers._linesearch import GRAD_TOL, LineSearchOptimizer
 
 
@@ -42,9 +42,11 @@ class PoNoS(LineSearchOptimizer):
       restores the reference behaviour;
     * ``f_star`` is used in the numerator (the reference accepts it and ignores it; with the
       default 0 both agree);
-    * current point in preallocated buffers instead of ``deepcopy``; RNG state saved and
+    * current point kept in place instead of ``deepcopy``; RNG state saved and
       restored instead of wall-clock reseeding (see ``optimizers/_linesearch.py``, also for
-      the BatchNorm behaviour during trials).
+      the BatchNorm behaviour during trials);
+    * ||g||^2 is accumulated in float64 (the reference sums float32 squares) and read on the
+      host together with the loss (one host read per closure evaluation).
     """
 
     _global_hparams = ("c", "c_p", "delta", "xi", "max_eta", "min_eta", "f_star", "eps",
@@ -74,9 +76,8 @@ class PoNoS(LineSearchOptimizer):
         st = self.state
         rng = RNGSnapshot()
         loss = self._forward_backward(closure)
-        f0 = float(loss)
         params, grads = self._active()
-        g2 = self._grad_sq_norm(grads, foreach)
+        f0, g2 = host_floats(loss, self._grad_sq_norm(grads, foreach))  # one host read
 
         # Zhang-Hager reference (updated every step, as in the reference code)
         q_new = h["xi"] * st["zh_q"] + 1.0

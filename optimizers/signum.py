@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from optimizers import register
-from optimizers._base import ProjectOptimizer, resolve_foreach
+from optimizers._base import ProjectOptimizer, lr_value, resolve_foreach
 
 
 @register("signum")
@@ -48,5 +48,5 @@ class Signum(ProjectOptimizer):
                 for p, g, m in zip(params, grads, bufs):
                     m.lerp_(g, 1 - b)
                     p.add_(m.sign(), alpha=-lr)
-        self.state["step_size"] = float(self.param_groups[0]["lr"])
+        self.state["step_size"] = lr_value(self.param_groups[0]["lr"])
         return loss

@@ -6,7 +6,7 @@ import math
 import torch
 
 from optimizers import register
-from optimizers._base import RNGSnapshot
+from optimizers._base import RNGSnapshot, host_floats
 from optimizers._linesearch import GRAD_TOL, LineSearchOptimizer
 
 RESET_OPTIONS = (0, 1, 2, 11)
@@ -47,14 +47,21 @@ class SLS(LineSearchOptimizer):
     skipped), ``eta_prev`` (what the reset rule starts from), ``n_forwards``, ``n_backwards``,
     ``backtracks`` (rejected trials of the last step).
 
-    Param groups: one global step size for all groups (like the reference, which also keeps
-    one global step); the search hyper-parameters must agree across groups.
+    Param groups: ONE search per step over all parameters of all groups (g and ||g||^2 are
+    global, every trial moves every parameter, one step size); the search hyper-parameters
+    must agree across groups (``ValueError`` otherwise), and splitting the parameters into
+    groups changes nothing (tested). The reference differs here (see below); with a single
+    param group, which is what the trainer builds, the two coincide.
+
+    Host reads: one per closure evaluation (the gradient evaluation reads its loss together
+    with ||g||^2, each trial its loss); ||g||^2 is accumulated in float64.
 
     Deliberate differences from the released reference code (IssamLaradji/sls):
 
-    * the current point is kept in preallocated buffers instead of ``copy.deepcopy`` per
-      step; trials are computed from that point (``torch._foreach_*`` kernels when
-      ``foreach`` resolves to True: by default when all parameters are on CUDA);
+    * the current point is kept in place instead of ``copy.deepcopy`` per step; trials are
+      computed from that point in one pass (preallocated double buffers on the loop path, a
+      fused ``torch._foreach_add`` when ``foreach`` resolves to True: by default when all
+      parameters are on CUDA);
     * the closure's randomness is made identical across trials by saving the torch RNG
       state before the gradient evaluation and restoring it before each trial, instead of
       reseeding every evaluation with ``int(time.time())``;
@@ -66,7 +73,15 @@ class SLS(LineSearchOptimizer):
     * ``gamma`` is honoured (the reference experiment configs pass it but it never reaches
       the optimizer, so gamma was always 2);
     * Goldstein accepts a step that satisfies Armijo when it is already at ``eta_max`` (the
-      reference would keep trying eta_max until the trial limit).
+      reference would keep trying eta_max until the trial limit);
+    * param groups: the released ``sls.Sls.step`` loops over ``self.param_groups`` and runs
+      one search *per group*: each group's search starts from the step size stored before
+      the step, uses that group's gradient norm in the Armijo test, moves only that group's
+      parameters (groups searched earlier have already moved) and evaluates the full loss;
+      ``state['step_size']`` ends as the last group's step. We keep one global search (the
+      paper's algorithm: one Armijo step on f_B with the full gradient; another version of
+      the same reference file takes one flat parameter list, ``self.params = list(params)``,
+      as PoNoS's reference does), so results equal the reference's with one param group.
     """
 
     _global_hparams = ("n_batches_per_epoch", "init_step_size", "c", "beta_b", "gamma",
@@ -114,9 +129,8 @@ class SLS(LineSearchOptimizer):
         foreach = self._foreach
         rng = RNGSnapshot()
         loss = self._forward_backward(closure)
-        f0 = float(loss)
         params, grads = self._active()
-        g2 = self._grad_sq_norm(grads, foreach)
+        f0, g2 = host_floats(loss, self._grad_sq_norm(grads, foreach))  # one host read
         eta = self._reset(h)
         st = self.state
         st["backtracks"] = 0
@@ -140,7 +154,7 @@ class SLS(LineSearchOptimizer):
     def _goldstein(self, closure, rng, params, x0, grads, eta, f0, g2, h, foreach):
         c, eta_max = h["c"], h["eta_max"]
         for t in range(h["max_backtracks"]):
-            self._trial(params, x0, grads, eta)
+            self._trial(params, x0, grads, eta, foreach)
             rng.restore()
             f_new = self._forward(closure)
             armijo = f_new <= f0 - c * eta * g2

@@ -6,7 +6,7 @@ import math
 import torch
 
 from optimizers import register
-from optimizers._base import ProjectOptimizer, resolve_foreach, sq_norm
+from optimizers._base import ProjectOptimizer, host_floats, resolve_foreach, sq_norm
 
 ADAPT_FLAGS = ("smooth_iter", "constant")
 
@@ -44,7 +44,9 @@ class SPS(ProjectOptimizer):
     * ``eta_max`` also caps ``smooth_iter`` when given (the reference ignores it there;
       with the default None both agree);
     * ``eta_prev`` only changes when a step is taken (a skipped or zero step would otherwise
-      zero the smoothing cap for ever).
+      zero the smoothing cap for ever);
+    * ||g||^2 is accumulated in float64 (the reference sums float32 squares) and read on the
+      host together with the loss: one host read per step.
     """
 
     needs_closure = True
@@ -82,8 +84,7 @@ class SPS(ProjectOptimizer):
         params = [p for p in self._all_params() if p.grad is not None]
         grads = [p.grad for p in params]
         foreach = resolve_foreach(h["foreach"], params)
-        g2 = sq_norm(grads, foreach)
-        f0 = float(loss)
+        f0, g2 = host_floats(loss, sq_norm(grads, foreach))  # the step's one host read
         st["backtracks"] = 0
         if not math.sqrt(g2) >= 1e-8:
             st["step_size"] = 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from optimizers import register
-from optimizers._base import CLOSURE_CONTRACT, ProjectOptimizer, RNGSnapshot
+from optimizers._base import CLOSURE_CONTRACT, ProjectOptimizer, RNGSnapshot, lr_value
 
 
 @register("svrg")
@@ -82,7 +82,7 @@ class SVRG(ProjectOptimizer):
                     torch.add(self._tmp[i], gw, alpha=-lr, out=p)
                     p.add_(gs, alpha=lr).add_(self.state[p]["full_grad"], alpha=-lr)
                     p.grad = g_w[i]
-        self.state["step_size"] = float(self.param_groups[0]["lr"])
+        self.state["step_size"] = lr_value(self.param_groups[0]["lr"])
         return loss
 
     def _forward_backward_keep(self, closure):
