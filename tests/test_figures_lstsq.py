@@ -40,7 +40,7 @@ def test_convergence_rates_renders_and_checks(tmp_path):
     assert [c.status for c in convergence_rates.check(bad)][2] == "FAIL"
 
 
-def test_overparam_sgd_renders_and_checks(tmp_path):
+def _overparam_store(tmp_path):
     runs = []
     k = np.arange(0, 3001, 10)
     for i, ratio in enumerate([0.5, 2.0]):
@@ -50,15 +50,18 @@ def test_overparam_sgd_renders_and_checks(tmp_path):
             runs.append({"run_id": f"r{i}{c[-5:]}", "method": c, "choices": {"optimizer": c},
                          "columns": {**_info(**{"summary.data_info.interpolates": interp}), "dataset.d_over_n": ratio},
                          "curves": {("train", "subopt", -1): (k, y)}})
-    store = Store(write_store(tmp_path / "s", "overparam_sgd", runs))
+    return Store(write_store(tmp_path / "s", "overparam_sgd", runs))
+
+
+def test_overparam_sgd_renders_and_checks(tmp_path):
+    store = _overparam_store(tmp_path)
     assert overparam_sgd.plot(store, tmp_path / "fig")[0].exists()
     # bound (1 - 0.01/2)^k = 0.995^k is above 0.9995^k? no: 0.9995^k decays slower -> outside the bound
     statuses = [c.status for c in overparam_sgd.check(store)]
     assert statuses == ["PASS", "PASS", "FAIL"]
 
 
-@pytest.mark.parametrize("sgd_power,acc_power,expect", [(1.0, 0.5, ["PASS", "PASS"]), (1.0, 1.0, ["PASS", "FAIL"])])
-def test_acceleration_slopes(tmp_path, sgd_power, acc_power, expect):
+def _accel_store(tmp_path, sgd_power=1.0, acc_power=0.5):
     runs = []
     for i, kappa in enumerate([10, 100, 1e3, 1e4, 1e5]):
         for c, p in (("sgd_theory", sgd_power), ("accel_sgd", acc_power)):
@@ -67,6 +70,11 @@ def test_acceleration_slopes(tmp_path, sgd_power, acc_power, expect):
             y = np.where(k < reach, 1.0, 1e-6)
             runs.append({"run_id": f"{c}{i}", "method": c, "choices": {"optimizer": c}, "columns": {"dataset.kappa": kappa},
                          "curves": {("train", "subopt", -1): (k, y)}})
-    store = Store(write_store(tmp_path / "s", "acceleration", runs))
+    return Store(write_store(tmp_path / "s", "acceleration", runs))
+
+
+@pytest.mark.parametrize("sgd_power,acc_power,expect", [(1.0, 0.5, ["PASS", "PASS"]), (1.0, 1.0, ["PASS", "FAIL"])])
+def test_acceleration_slopes(tmp_path, sgd_power, acc_power, expect):
+    store = _accel_store(tmp_path, sgd_power, acc_power)
     assert acceleration.plot(store, tmp_path / "fig")[0].exists()
     assert [c.status for c in acceleration.check(store)] == expect

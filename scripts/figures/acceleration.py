@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 
-from scripts.figures.common import Claim, first_below, loglog_slope, plt, save, verdict
+from scripts.figures.common import (Claim, display, first_below, fmt_num, legend_label, loglog_slope, plt, save,
+                                    style, verdict)
 
 FIG = "acceleration"
 TITLE = "iterations to eps grow like kappa for SGD and like sqrt(kappa) for accelerated SGD"
-NAMES = {"sgd_theory": "SGD, step 1/(rho L)", "accel_sgd": "accelerated SGD"}
 REL_TOL = 1e-4     # relative suboptimality that defines "reached" (runs stop at 1e-7 absolute, below it)
 
 
@@ -32,9 +32,12 @@ def plot(store, out_dir):
     fig, ax = p.subplots(figsize=(5, 4))
     for method, pts in sorted(iterations(store).items()):
         k, it = zip(*pts)
-        ax.loglog(k, it, "o-", label=f"{NAMES.get(method, method)} (slope {loglog_slope(k, it):.2f})")
-    ax.set_xlabel("condition number kappa = L / mu")
-    ax.set_ylabel(f"iterations to (f - f*) <= {REL_TOL:g} (f(w0) - f*)")
+        ax.loglog(k, it, label=f"{legend_label(method)} (slope {loglog_slope(k, it):.2f})",
+                  **style(method, markers=True))
+    ax.set_xlabel(r"condition number $\kappa = L / \mu$")
+    e = math.log10(REL_TOL)
+    tol = f"10^{{{fmt_num(e)}}}" if e == int(e) else f"{REL_TOL:g}"
+    ax.set_ylabel(f"iterations to $f - f^* \\leq {tol}\\,(f(w_0) - f^*)$")
     ax.legend()
     return save(fig, out_dir, FIG)
 
@@ -52,6 +55,6 @@ def check(store):
         ok = abs(slope - target) <= tol and missing == 0 and decades >= 4
         measured = (f"slope {slope:.2f} over kappa {min(k, default=0):g}..{max(k, default=0):g} ({decades:.0f} decades); "
                     f"iterations {', '.join(f'{v:.0f}' for v in it)}" + (f"; {missing} never reached" if missing else ""))
-        claims.append(Claim(FIG, f"{NAMES[method]}: log-log slope of iterations vs kappa is {target} +- {tol}",
+        claims.append(Claim(FIG, f"{display(method)}: log-log slope of iterations vs kappa is {target} +- {tol}",
                             measured, verdict(ok)))
     return claims

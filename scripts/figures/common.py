@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,3 +134,166 @@ def plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as p
     return p
+
+
+# ---- one look for every figure ------------------------------------------------------------------
+# method label (the key of a grid's ``sweep.methods``) -> (display name, mathtext display name or
+# None, colour, line style, marker). One hue per family of methods; within a family the grid's plain
+# method is solid and its variants dashed / dash-dotted, so the same optimizer looks the same in every
+# figure. Markers are only drawn where a figure asks for them (sparse curves: one point per kappa,
+# per batch size, per step size).
+METHODS = {
+    # deterministic and variance-reduced methods (least squares)
+    "gd": ("GD (1/L)", r"GD ($1/L$)", "k", "-", "s"),
+    "sag": ("SAG", None, "#8c564b", "-", "v"),
+    "svrg": ("SVRG", None, "#b8860b", "-", "^"),
+    # SGD and its step-size rules
+    "sgd": ("SGD", None, "#1f77b4", "-", "o"),
+    "sgd_m": ("SGD+m", None, "#1f77b4", "--", "o"),
+    "sgd_const": ("SGD, step 1/L_max", r"SGD, step $1/L_{\max}$", "#1f77b4", "-.", "o"),
+    "sgd_decreasing": ("SGD, decreasing steps", None, "#1a2a6c", "-", "D"),
+    "sgd_theory": ("SGD, step 1/(rho L)", r"SGD, step $1/(\rho L)$", "#17becf", "-", "o"),
+    "accel_sgd": ("accelerated SGD", None, "#d95f02", "-", "s"),
+    # line searches and Polyak steps
+    "sls": ("SLS", None, "#2ca02c", "-", "o"),
+    "sls_ponos": ("SLS (reset 11, cap 10)", None, "#2ca02c", "--", "o"),
+    "sls_prec": ("SLS_prec", r"SLS$_\mathrm{prec}$", "#2ca02c", "-.", "o"),
+    "sps": ("SPS", None, "#ff7f0e", "-", "^"),
+    "sps_ponos": ("SPS (cap 10)", None, "#ff7f0e", "--", "^"),
+    "ponos": ("PoNoS", None, "#9467bd", "-", "D"),
+    "ponos_prec": ("PoNoS_prec", r"PoNoS$_\mathrm{prec}$", "#9467bd", "--", "D"),
+    # Adam and the sign-like methods
+    "adam": ("Adam", None, "#d62728", "-", "s"),
+    "adam_nom": ("Adam (beta1=0)", r"Adam ($\beta_1=0$)", "#d62728", "--", "s"),
+    "sign": ("sign descent", None, "#00796b", "-", "v"),
+    "sign_m": ("sign descent+m", None, "#00796b", "--", "v"),
+    "rsign": ("rescaled sign", None, "#00796b", "-.", "<"),
+    "ngd": ("normalized GD", None, "#bcbd22", "-", ">"),
+    "ngd_m": ("normalized GD+m", None, "#bcbd22", "--", ">"),
+    "lion": ("Lion", None, "#e377c2", "-", "*"),
+}
+# labels not in METHODS (a user's own method): a colour from this list and a dotted line, a style
+# no label of METHODS has
+FALLBACK_COLORS = ("#e7298a", "#66a61e", "#a6761d", "#555555", "#1b9e77", "#7570b3", "#e6ab02", "#984ea3",
+                   "#4daf4a", "#377eb8", "#a50f15", "#08519c")
+FALLBACK_LS = ":"
+FALLBACK_MARKERS = ("o", "s", "^", "v", "D", "P", "X")
+# the points of a step-size grid that are not the selected one
+GRID_STYLE = {"color": "0.65", "lw": 0.8, "ls": "-"}
+
+
+def style(method, markers: bool = False) -> dict:
+    """Colour, line style and (with ``markers``) marker of a method label, the same in every figure.
+    A label outside METHODS gets a stable style from a CRC of its name (not from the plotting order,
+    and not Python's salted ``hash``)."""
+    method = str(method)
+    if method in METHODS:
+        _, _, color, ls, marker = METHODS[method]
+    else:
+        h = zlib.crc32(method.encode())
+        color, ls = FALLBACK_COLORS[h % len(FALLBACK_COLORS)], FALLBACK_LS
+        marker = FALLBACK_MARKERS[(h // len(FALLBACK_COLORS)) % len(FALLBACK_MARKERS)]
+    return {"color": color, "ls": ls, "marker": marker if markers else None}
+
+
+def display(method, tex: bool = False) -> str:
+    """Display name of a method label (plain text for claim texts; ``tex``: with mathtext, for
+    legends and titles). Unknown labels are shown as they are."""
+    method = str(method)
+    if method not in METHODS:
+        return method
+    plain, mathtext = METHODS[method][:2]
+    return mathtext if tex and mathtext else plain
+
+
+def lr_tex(lr) -> str:
+    """A step size in mathtext: 0.01 -> $10^{-2}$, 0.03 -> $3\times10^{-2}$, 10^-1.5 -> $10^{-1.5}$
+    (half-decade grids), 3 -> $3$."""
+    try:
+        v = float(lr)
+    except (TypeError, ValueError):
+        return str(lr)
+    if not math.isfinite(v) or v <= 0:
+        return str(lr)
+    e = math.log10(v)
+    if abs(2 * e - round(2 * e)) < 1e-9 and round(2 * e) % 2:       # a half decade: 10^-1.5
+        return rf"$10^{{{round(2 * e) / 2:g}}}$"
+    k = math.floor(e + 1e-9)
+    m = float(f"{v / 10 ** k:.3g}")
+    if m >= 10:                                                        # 9.996 rounds up to 10
+        m, k = m / 10, k + 1
+    mant = f"{m:g}"
+    if k == 0:
+        return f"${mant}$"
+    return rf"$10^{{{k}}}$" if mant == "1" else rf"${mant}\times10^{{{k}}}$"
+
+
+def legend_label(method, lr=None) -> str:
+    """Legend entry of a method (mathtext), with its step size for a point of a step-size grid."""
+    name = display(method, tex=True)
+    return f"{name} ({lr_tex(lr)})" if lr is not None and not _nan(lr) else name
+
+
+def _nan(v) -> bool:
+    try:
+        return math.isnan(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_num(v) -> str:
+    """A number for a title: integers as integers (1000, not 1000.0), others with :g."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isfinite(f) and f == int(f):
+        return str(int(f))
+    return f"{f:g}"
+
+
+def mask_below(y, floor: float) -> np.ndarray:
+    """``y`` as floats with the values below ``floor`` (and non-finite ones) set to NaN: the line
+    ends where the data leaves the axis instead of drawing a fake plateau at the floor."""
+    y = np.array(y, dtype=float)
+    with np.errstate(invalid="ignore"):
+        y[~np.isfinite(y) | ~(y >= floor)] = np.nan
+    return y
+
+
+def unique_legend_entries(axes) -> tuple[list, list]:
+    """(handles, labels) of the labelled artists of ``axes``, one per label, in drawing order."""
+    seen = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab and not lab.startswith("_") and lab not in seen:
+                seen[lab] = h
+    return list(seen.values()), list(seen)
+
+
+def figure_legend(fig, axes, ncol: int | None = None, fontsize: float = 8):
+    """One legend below the figure for all labelled lines of ``axes`` (saved with bbox_inches="tight",
+    the canvas grows to hold it)."""
+    handles, labels = unique_legend_entries(axes)
+    if not handles:
+        return None
+    ncol = ncol or min(len(handles), 4)
+    return fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol,
+                      fontsize=fontsize, frameon=False)
+
+
+def zoom_accuracy(ax, curves, top: float = 1.0):
+    """y range of an accuracy panel from the data: from the lowest value over the second half of the
+    curves (the early epochs are cut off) to ``top``, with a small margin."""
+    lows, highs = [], []
+    for y in curves:
+        y = np.asarray(y, float)
+        y = y[np.isfinite(y)]
+        if len(y):
+            lows.append(float(np.min(y[len(y) // 2:])))
+            highs.append(float(np.max(y)))
+    if not lows:
+        return
+    lo, hi = min(lows), min(top, max(highs))
+    pad = max(0.05 * (hi - lo), 0.005)
+    ax.set_ylim(max(0.0, lo - pad), min(top, hi + pad))

@@ -6,13 +6,13 @@ import math
 
 import numpy as np
 
-from scripts.figures.common import Claim, label, loglog_slope, plt, save, verdict
+from scripts.figures.common import Claim, display, fmt_num, legend_label, loglog_slope, mask_below, plt, save, style, verdict
 
 FIG = "convergence_rates"
 TITLE = ("GD, SAG and SVRG converge linearly; SGD with decreasing steps sublinearly; "
          "constant-step SGD stalls at a noise floor")
-NAMES = {"gd": "GD (1/L)", "sgd_const": "SGD constant step",
-         "sgd_decreasing": "SGD decreasing steps", "sag": "SAG", "svrg": "SVRG"}
+FLOOR = 1e-16        # relative suboptimality below this is round-off: not drawn
+ORDER = ("gd", "sag", "svrg", "sgd_const", "sgd_decreasing")
 
 
 def _curves(store):
@@ -33,11 +33,15 @@ def _curves(store):
 def plot(store, out_dir):
     p = plt()
     fig, ax = p.subplots(figsize=(6, 4))
-    for method, (x, y) in sorted(_curves(store).items()):
-        ax.semilogy(x, np.maximum(y, 1e-16), label=NAMES.get(method, method))
+    curves = _curves(store)
+    for method in [m for m in ORDER if m in curves] + sorted(set(curves) - set(ORDER)):
+        x, y = curves[method]
+        ax.semilogy(x, mask_below(y, FLOOR), label=legend_label(method), **style(method))
     ax.set_xlabel("gradient evaluations / n")
-    ax.set_ylabel("(f(w) - f*) / (f(w0) - f*)")
-    ax.set_title("noisy least squares, d/n = 0.1")
+    ax.set_ylabel(r"$(f(w) - f^*) \,/\, (f(w_0) - f^*)$")
+    runs = store.runs(FIG)
+    ratios = sorted(set(runs["dataset.d_over_n"].dropna())) if "dataset.d_over_n" in runs else []
+    ax.set_title("noisy least squares" + (f", $d/n = {fmt_num(ratios[0])}$" if len(ratios) == 1 else ""))
     ax.legend()
     return save(fig, out_dir, FIG)
 
@@ -64,7 +68,7 @@ def check(store):
         floor = y[-1] < 1e-12              # reached round-off: no later decrease is possible
         linear = y[-1] < 1e-6 and (floor or second > 0.3 * first)
         ok_lin &= linear
-        lin.append(f"{NAMES[c]}: final {y[-1]:.1e}, decades 1st/2nd half {first:.1f}/{second:.1f}")
+        lin.append(f"{display(c)}: final {y[-1]:.1e}, decades 1st/2nd half {first:.1f}/{second:.1f}")
     claims.append(Claim(FIG, "GD, SAG and SVRG converge linearly (rel. subopt < 1e-6, the second half "
                         "keeps >= 30% of the first half's log-decrease)", "; ".join(lin), verdict(ok_lin)))
 

@@ -17,37 +17,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scripts.figures.common import Claim, plt, save, verdict
+from scripts.figures.common import Claim, display, legend_label, plt, save, style, verdict
 
 FIG = "full_batch_gap"
 TITLE = ("the SGD-Adam gap on a transformer language model persists or grows as the batch size goes "
          "to the full batch (step sizes tuned per batch size)")
 
-# method label of a grid's sweep.methods -> (legend label, family, colour, line style)
-METHODS = {
-    "sgd": ("SGD", "sgd", "C0", "--"),
-    "sgd_m": ("SGD+m", "sgd", "C0", "-"),
-    "adam_nom": ("Adam (beta1=0)", "adam", "C3", "--"),
-    "adam": ("Adam+m", "adam", "C3", "-"),
-    "sign": ("sign descent", "sign", "C2", "--"),
-    "sign_m": ("sign descent+m", "sign", "C2", "-"),
-    "ngd": ("normalized GD", "ngd", "C1", "--"),
-    "ngd_m": ("normalized GD+m", "ngd", "C1", "-"),
-    "rsign": ("rescaled sign", "rsign", "C4", "-."),
-    "lion": ("Lion", "lion", "C5", "-"),
-}
 FAMILY = {"sgd": ("sgd", "sgd_m"), "adam": ("adam_nom", "adam")}
 
 
 def label_of(method: str) -> str:
-    return METHODS.get(method, (method,))[0]
+    """Plain-text name of a method label (claim texts); legends use ``common.legend_label``."""
+    return display(method)
 
 
-def style_of(method: str, i: int = 0) -> dict:
-    if method in METHODS:
-        _, _, c, ls = METHODS[method]
-        return {"color": c, "linestyle": ls}
-    return {"color": f"C{i % 10}", "linestyle": "-"}
+def style_of(method: str, markers: bool = False) -> dict:
+    """The method's colour and line style, the same in every figure (``common.style``)."""
+    return style(method, markers)
 
 
 def _num(v, default=math.nan) -> float:
@@ -153,6 +139,7 @@ def data_info(store, row) -> dict:
 
 
 def fmt_lr(lr: float) -> str:
+    """A step size in plain text, for claim texts (figures use ``common.lr_tex``, mathtext)."""
     return f"10^{math.log10(lr):.1f}" if lr > 0 and math.isfinite(lr) else str(lr)
 
 
@@ -172,13 +159,16 @@ def plot(store, out_dir):
     axes = axes[0]
     n = tab.n.dropna().max() if len(tab) else math.nan
     for ax, bs in zip(axes, batches):
-        for _, s in sel[sel.batch == bs].sort_values("method").iterrows():
+        order = FAMILY["sgd"] + FAMILY["adam"]
+        here = sel[sel.batch == bs]
+        for _, s in sorted(here.iterrows(), key=lambda kv: (order.index(kv[1].method) if kv[1].method in order
+                                                           else len(order), kv[1].method)):
             mc = median_curve(store, s.run_ids)
             if mc is None:
                 continue
             xs, med, lo, hi = mc
             st = style_of(s.method)
-            ax.plot(xs, med, label=f"{label_of(s.method)} ({fmt_lr(s.lr)})", **st)
+            ax.plot(xs, med, label=legend_label(s.method, s.lr), **st)
             ax.fill_between(xs, lo, hi, color=st["color"], alpha=0.15)
         ax.set_title(batch_label(bs, n))
         ax.set_xlabel("epoch")
@@ -193,7 +183,7 @@ def plot(store, out_dir):
     for m in FAMILY["sgd"] + FAMILY["adam"]:
         s = sel[sel.method == m].sort_values("batch")
         if len(s):
-            ax.plot([pos[b] for b in s.batch], s.worst, marker="o", label=label_of(m), **style_of(m))
+            ax.plot([pos[b] for b in s.batch], s.worst, label=legend_label(m), **style_of(m, markers=True))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks([pos[b] for b in batches])

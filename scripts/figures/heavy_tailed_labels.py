@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from scripts.figures.common import Claim, plt, save, verdict
+from scripts.figures.common import Claim, figure_legend, legend_label, plt, save, verdict
 from scripts.figures.full_batch_gap import (FAMILY, data_info, fmt_lr, label_of, median_curve, run_table,
                                             select_step_sizes)
 
@@ -156,7 +156,7 @@ def plot_groups(store, fig_id: str, out_dir, counts, title: str, logy: bool):
         ax.loglog(rank, c, ".", ms=3, label="classes")
         if math.isfinite(st["zipf_s"]):
             ax.loglog(rank, st["zipf_c"] * rank ** -st["zipf_s"], "k--", lw=0.8,
-                      label=f"Zipf fit s = {st['zipf_s']:.2f}")
+                      label=f"Zipf fit $s = {st['zipf_s']:.2f}$")
         ax.set_xlabel("class rank")
         ax.set_ylabel("training count")
         ax.set_title(f"rarer half of classes: {st['rare_half_present']:.0%} of samples", fontsize=9)
@@ -170,20 +170,20 @@ def plot_groups(store, fig_id: str, out_dir, counts, title: str, logy: bool):
             if mc is None:
                 continue
             xs, med, _, _ = mc
-            ax.plot(xs, med, color=cmap(g / max(1, len(groups) - 1)), lw=1.2,
-                    label=f"group {g}" if g in (groups[0], groups[-1]) else None)
+            tag = " (most frequent)" if g == groups[0] else " (rarest)" if g == groups[-1] else ""
+            ax.plot(xs, med, color=cmap(g / max(1, len(groups) - 1)), lw=1.2, label=f"group {g}{tag}")
         mc = median_curve(store, s.run_ids)
         if mc is not None:
-            ax.plot(mc[0], mc[1], "k--", lw=1, label="all")
-        ax.set_title(f"{label_of(m)} ({fmt_lr(s.lr)})", fontsize=9)
+            ax.plot(mc[0], mc[1], "k--", lw=1, label="all classes")
+        ax.set_title(legend_label(m, s.lr), fontsize=9)
         ax.set_xlabel("epoch")
         if logy:
             ax.set_yscale("log")
-        ax.legend(fontsize=7)
     if methods:
         axes[0].set_ylabel("training loss per group (0 = most frequent)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    figure_legend(fig, axes, ncol=6)      # the groups' colours, shared by the method panels
     return save(fig, out_dir, fig_id)
 
 

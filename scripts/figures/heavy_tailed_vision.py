@@ -20,14 +20,13 @@ import math
 
 import numpy as np
 
-from scripts.figures.common import Claim, plt, save, verdict
-from scripts.figures.sls_deep import band, best_of, legend, name, points, semilogy_band
+from scripts.figures.common import Claim, fmt_num, legend_label, mask_below, plt, save, style, verdict
+from scripts.figures.sls_deep import FLOOR, band, best_of, legend, name, points, semilogy_band
 
 FIG = "heavy_tailed_vision"
 TITLE = "balanced MNIST: SGD ~ Adam; MNIST + barcoded classes: Adam >> SGD on the rare (barcoded) classes"
 RATIO = 0.5
 FAMILIES = {"SGD": "sgd", "Adam": "adam"}      # family -> method label of the grid
-COLORS = {"SGD": "C3", "Adam": "C2"}
 
 
 def _variants(store):
@@ -44,13 +43,14 @@ def _variants(store):
     return out
 
 
-def _best(store, runs):
-    """{family: (legend name, rows)} at the best step size (``optimizer.lr``) of each family."""
+def _best(store, runs, tex=False):
+    """{family: (name, rows)} at the best step size (``optimizer.lr``) of each family (``tex``: the
+    legend label, in mathtext)."""
     out = {}
     for fam, method in FAMILIES.items():
         lr, _ = best_of(store, runs, method)
         if lr is not None:
-            out[fam] = (name(method, lr), points(runs, method)[lr])
+            out[fam] = (legend_label(method, lr) if tex else name(method, lr), points(runs, method)[lr])
     return out
 
 
@@ -77,16 +77,17 @@ def plot(store, out_dir):
         if key not in variants:
             ax.text(0.5, 0.5, f"no {key} runs", ha="center", transform=ax.transAxes)
             continue
-        for fam, (c, rows) in _best(store, variants[key]).items():
-            semilogy_band(ax, *band(store, rows, x="step"), f"{c}: all classes", COLORS[fam])
+        for fam, (c, rows) in _best(store, variants[key], tex=True).items():
+            color = style(FAMILIES[fam])["color"]      # line styles tell the class groups apart here
+            semilogy_band(ax, *band(store, rows, x="step"), f"{c}: all classes", color)
             if key == "barcoded":
                 for g, ls, what in ((0, "--", "MNIST classes"), (1, ":", "barcoded classes")):
                     xs, med, _, _ = band(store, rows, group=g, x="step")
                     if len(xs):
-                        ax.semilogy(xs, np.maximum(med, 1e-12), ls, color=COLORS[fam], label=f"{c}: {what}")
+                        ax.semilogy(xs, mask_below(med, FLOOR), ls, color=color, label=f"{c}: {what}")
         k = variants[key]["summary.data_info.n_barcoded_classes"].iloc[0] if key == "barcoded" and \
             "summary.data_info.n_barcoded_classes" in variants[key] else None
-        ax.set_title("balanced MNIST" if key == "balanced" else f"MNIST + {k} barcoded classes"
+        ax.set_title("balanced MNIST" if key == "balanced" else f"MNIST + {fmt_num(k)} barcoded classes"
                      if k is not None else "MNIST + barcoded classes")
         ax.set_xlabel("full-batch steps (epochs)")
         ax.set_ylabel("training loss")

@@ -24,8 +24,8 @@ def plot(store, out_dir):
     m = runs["dataset.m"].iloc[0] if "dataset.m" in runs.columns and len(runs) else None
     m = int(m) if m is not None and np.isfinite(m) else "?"
     return plot_groups(store, FIG, out_dir, class_counts(store, FIG),
-                       f"linear softmax on zipf_linear (m = {m}): training loss per class group "
-                       f"(group i: 2^i classes of 2^(m-i) samples)", logy=True)
+                       f"linear softmax on zipf_linear ($m = {m}$): training loss per class group "
+                       f"(group $i$: $2^i$ classes of $2^{{m-i}}$ samples)", logy=True)
 
 
 def check(store):

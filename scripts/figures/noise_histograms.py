@@ -16,7 +16,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from scripts.figures.common import Claim, plt, save, verdict
+from scripts.figures.common import Claim, fmt_num, plt, save, verdict
 
 FIG = "noise_histograms"
 TITLE = "gradient-noise norms are heavier-tailed for language than for vision (at initialization)"
@@ -77,7 +77,7 @@ def plot(store, out_dir):
                 continue
             st = tail_stats(x)
             ax.hist(x, bins=40, color=color, alpha=0.55, density=True,
-                    label=f"{lab}: T={st['T']:.2f}, kurt={st['kurt']:.1f}")
+                    label=f"{lab}: $T = {st['T']:.2f}$, excess kurtosis {st['kurt']:.1f}")
             # QQ: standardized by median and IQR so a Gaussian falls on the diagonal
             xs = np.sort(x)
             q = np.array([nd.inv_cdf((i + 0.5) / len(xs)) for i in range(len(xs))])
@@ -86,14 +86,14 @@ def plot(store, out_dir):
             qq.plot(q, zs, ".", ms=3, color=color, label=lab)
         lim = 3.2
         qq.plot([-lim, lim], [-lim, lim], "k--", lw=0.8, label="Gaussian")
-        ax.set_title(f"{ds} ({kind(ds)}), |B| = {d['batch']}", fontsize=9)
-        ax.set_xlabel("||g_B - g||")
+        ax.set_title(f"{ds} ({kind(ds)}), $|B| = {fmt_num(d['batch'])}$", fontsize=9)
+        ax.set_xlabel(r"$\|g_B - g\|$")
         ax.legend(fontsize=7)
         qq.set_xlabel("Gaussian quantile")
         qq.set_ylabel("(norm - median) / (IQR/1.349)")
         qq.legend(fontsize=7)
     axes[0][0].set_ylabel("density")
-    fig.suptitle(f"gradient-noise norms; Gaussian reference T = {GAUSS_T:.2f}, excess kurtosis 0", fontsize=10)
+    fig.suptitle(f"gradient-noise norms; Gaussian reference $T = {GAUSS_T:.2f}$, excess kurtosis 0", fontsize=10)
     fig.tight_layout()
     return save(fig, out_dir, FIG)
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from scripts.figures.common import Claim, plt, save, verdict
+from scripts.figures.common import Claim, figure_legend, fmt_num, legend_label, mask_below, plt, save, style, verdict
 
 FIG = "overparam_sgd"
 TITLE = ("constant-step SGD converges linearly when d >= n and stalls at a noise floor when d < n; "
          "the measured curve stays within the bound (1 - mu/(rho L))^k")
-NAMES = {"sgd_const": "SGD, step 1/L_max", "sgd_theory": "SGD, step 1/(rho L)"}
+FLOOR = 1e-17        # below this relative suboptimality nothing is drawn (round-off)
+BOUND = r"bound $(1 - \mu/(\rho L))^k$ (SGD, step $1/(\rho L)$)"
 
 
 def _panels(store):
@@ -39,20 +40,21 @@ def plot(store, out_dir):
     rows = max(1, -(-len(panels) // cols))
     fig, axes = p.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, (ratio, by_method) in zip(axes.flat, panels.items()):
-        for i, (method, series) in enumerate(sorted(by_method.items())):
+        for method, series in sorted(by_method.items()):
             k, y, bound, interp = series[0]
-            ax.semilogy(k, np.maximum(np.median([s[1] for s in series], 0), 1e-17), color=f"C{i}",
-                        label=NAMES.get(method, method))
+            st = style(method)
+            ax.semilogy(k, mask_below(np.median([s[1] for s in series], 0), FLOOR), label=legend_label(method), **st)
             if method == "sgd_theory" and interp:     # the bound needs interpolation
-                ax.semilogy(k, np.maximum(bound, 1e-17), "--", color=f"C{i}", label="bound (1 - mu/(rho L))^k")
-        ax.set_title(f"d/n = {ratio:g}" + (" (interpolates)" if series[0][3] else " (noise floor)"))
-        ax.set_xlabel("iteration k")
-        ax.set_ylim(1e-17, 10)
+                ax.semilogy(k, mask_below(bound, FLOOR), color=st["color"], ls=(0, (2, 2)), lw=1.0, label=BOUND)
+        ax.set_title(f"$d/n = {fmt_num(ratio)}$" + (" (interpolates)" if series[0][3] else " (noise floor)"))
+        ax.set_xlabel("iteration $k$")
+        ax.set_ylim(FLOOR, 10)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    axes.flat[0].set_ylabel("(f - f*) / (f(w0) - f*)")
-    axes.flat[0].legend(fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(r"$(f - f^*) \,/\, (f(w_0) - f^*)$")
     fig.tight_layout()
+    figure_legend(fig, axes.flat, ncol=3)
     return save(fig, out_dir, FIG)
 
 

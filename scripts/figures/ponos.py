@@ -12,13 +12,12 @@ import math
 import numpy as np
 
 from scripts.figures.common import Claim, plt, save, verdict
-from scripts.figures.sls_deep import (DATASET_NAMES, GRID, band, best_of, by_dataset, by_method, legend,
-                                      median_final, name, per_step, points, semilogy_band, step_weighted)
+from scripts.figures.sls_deep import (DATASET_NAMES, GRID, band, best_of, by_dataset, by_method, drawn_methods,
+                                      legend, median_final, name, per_step, semilogy_band, step_weighted)
 
 FIG = "ponos"
 TITLE = "PoNoS reaches the lowest training loss, with zero backtracks in most steps"
 MAIN = ("ponos", "sls_ponos", "sps_ponos", "adam")      # method labels of the grid
-COLORS = {"ponos": "C4", "sls_ponos": "C0", "sps_ponos": "C1", "adam": "C2", "sgd": "C3"}
 LINE_SEARCHES = ("ponos", "sls_ponos")
 
 
@@ -28,19 +27,14 @@ def plot(store, out_dir):
     ncol = max(1, len(panels))
     fig, axes = p.subplots(3, ncol, figsize=(4.6 * ncol, 9), squeeze=False)
     for j, (ds, runs) in enumerate(panels.items()):
-        methods = by_method(runs)
-        best, _ = best_of(store, runs, GRID)
-        drawn = [(m, name(m), COLORS[m], methods[m]) for m in MAIN if m in methods]
-        if best is not None:
-            drawn.append((GRID, f"{name(GRID, best)}, best SGD", COLORS[GRID], points(runs, GRID)[best]))
-        for m, label, color, rows in drawn:
-            semilogy_band(axes[0, j], *band(store, rows), label, color)
+        for m, label, st, rows in drawn_methods(store, runs, MAIN):
+            semilogy_band(axes[0, j], *band(store, rows), label, st["color"], ls=st["ls"])
             if m != "adam":       # Adam's lr is not a step length along the gradient
-                semilogy_band(axes[1, j], *band(store, rows, "step_size", "opt"), label, color)
+                semilogy_band(axes[1, j], *band(store, rows, "step_size", "opt"), label, st["color"], ls=st["ls"])
             if m in LINE_SEARCHES:
                 xs, med, _, _ = band(store, rows, "backtracks", "opt")
                 if len(xs):
-                    axes[2, j].plot(xs, med, color=color, label=label)
+                    axes[2, j].plot(xs, med, color=st["color"], ls=st["ls"], label=label)
         axes[0, j].set_title(DATASET_NAMES.get(ds, ds))
         axes[0, j].set_ylabel("training loss")
         axes[1, j].set_ylabel("step size along -gradient\n(mean per interval)")

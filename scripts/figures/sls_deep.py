@@ -19,7 +19,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from scripts.figures.common import Claim, plt, save, verdict
+from scripts.figures.common import (GRID_STYLE, Claim, display, legend_label, lr_tex, mask_below, plt, save, style,
+                                    verdict, zoom_accuracy)
 
 FIG = "sls_deep"
 TITLE = ("SLS matches or beats SGD with its best fixed step and Adam on training loss, with a median of one "
@@ -27,9 +28,6 @@ TITLE = ("SLS matches or beats SGD with its best fixed step and Adam on training
 # SLS "matches" a baseline when its median final training loss is at most TOL times the baseline's.
 TOL = 2.0
 GRID = "sgd"          # the method run on a step-size grid (its best fixed step is drawn in full)
-NAMES = {"sls": "SLS", "sps": "SPS", "adam": "Adam (1e-3)", "ponos": "PoNoS", "sgd": "SGD",
-         "sls_ponos": "SLS (reset 11, cap 10)", "sps_ponos": "SPS (cap 10)"}
-FAMILY = {"sgd": "SGD", "adam": "Adam"}
 DATASET_NAMES = {"mnist": "MNIST, MLP", "cifar10": "CIFAR-10, ResNet-34", "cifar100": "CIFAR-100, ResNet-34"}
 
 
@@ -39,11 +37,25 @@ def lr_text(lr) -> str:
 
 
 def name(method: str, lr=None) -> str:
-    """Legend name of a method label (the grid's ``sweep.methods`` key), with its step size for a
-    point of a step-size grid."""
+    """Plain-text name of a method label (the grid's ``sweep.methods`` key) for claim texts, with its
+    step size for a point of a step-size grid (legends use ``common.legend_label``, mathtext)."""
     if lr is not None:
-        return f"{FAMILY.get(method, method)} ({lr_text(lr)})"
-    return NAMES.get(method, method)
+        return f"{display(method)} ({lr_text(lr)})"
+    return display(method)
+
+
+def fixed_lr(rows: pd.DataFrame):
+    """The step size shared by all ``rows`` (Adam's 1e-3 outside a grid), else None."""
+    if rows is None or rows.empty or "optimizer.lr" not in rows:
+        return None
+    lrs = {float(v) for v in pd.to_numeric(rows["optimizer.lr"], errors="coerce") if np.isfinite(v)}
+    return lrs.pop() if len(lrs) == 1 else None
+
+
+def grid_label(method: str, lrs, diverged_lrs=()) -> str:
+    """One legend entry for the faint lines of a step-size grid's other points."""
+    steps = ", ".join(lr_tex(lr) + (" (diverged)" if lr in diverged_lrs else "") for lr in sorted(lrs))
+    return f"{display(method, tex=True)}, other steps: {steps}"
 
 
 def by_dataset(runs: pd.DataFrame) -> dict:
@@ -136,18 +148,31 @@ def legend(ax, **kw):
         ax.legend(fontsize=7, **kw)
 
 
-def semilogy_band(ax, xs, med, lo, hi, label, color, lw=1.6, alpha=1.0):
+FLOOR = 1e-12        # training losses below this are not drawn (the line ends, no plateau at the floor)
+
+
+def semilogy_band(ax, xs, med, lo, hi, label, color, lw=1.6, alpha=1.0, ls="-", floor=FLOOR):
+    """Median line and min-max band on a log axis; values below ``floor`` are masked, not clipped."""
     if len(xs) == 0:
         return
-    floor = 1e-12
-    ax.semilogy(xs, np.maximum(med, floor), color=color, label=label, lw=lw, alpha=alpha)
+    ax.semilogy(xs, mask_below(med, floor), color=color, ls=ls, label=label, lw=lw, alpha=alpha)
     if lw > 1 and np.any(hi > lo):
-        ax.fill_between(xs, np.maximum(lo, floor), np.maximum(hi, floor), color=color, alpha=0.15 * alpha)
+        ax.fill_between(xs, mask_below(lo, floor), mask_below(hi, floor), color=color, alpha=0.15 * alpha, lw=0)
 
 
 # ---- the figure -----------------------------------------------------------------------------
 MAIN = ("sls", "sps", "adam")
-COLORS = {"sls": "C0", "sps": "C1", "adam": "C2", "sgd": "C3"}
+
+
+def drawn_methods(store, runs, main, methods=None):
+    """[(method, legend label, style, rows)] of the main methods and of the grid's best step."""
+    methods = by_method(runs) if methods is None else methods
+    out = [(m, legend_label(m, fixed_lr(methods[m]) if m == "adam" else None), style(m), methods[m])
+           for m in main if m in methods]
+    best, _ = best_of(store, runs, GRID)
+    if best is not None:
+        out.append((GRID, f"{legend_label(GRID, best)}, best fixed step", style(GRID), points(runs, GRID)[best]))
+    return out
 
 
 def plot(store, out_dir):
@@ -156,24 +181,24 @@ def plot(store, out_dir):
     ncol = max(1, len(panels))
     fig, axes = p.subplots(3, ncol, figsize=(4.6 * ncol, 9), squeeze=False)
     for j, (ds, runs) in enumerate(panels.items()):
-        methods, grid = by_method(runs), points(runs, GRID)
+        grid = points(runs, GRID)
         best, _ = best_of(store, runs, GRID)
         ax_l, ax_s, ax_a = axes[0, j], axes[1, j], axes[2, j]
-        for lr, rows in sorted(grid.items()):
-            if lr != best:
-                div = any(diverged(r) for _, r in rows.iterrows())
-                semilogy_band(ax_l, *band(store, rows), name(GRID, lr) + (", diverged" if div else ""), "0.6",
-                              lw=0.8, alpha=0.6)
-        drawn = [(m, name(m), COLORS[m], methods[m]) for m in MAIN if m in methods]
-        if best is not None:
-            drawn.append((GRID, f"{name(GRID, best)}, best SGD", COLORS[GRID], grid[best]))
-        for m, label, color, rows in drawn:
-            semilogy_band(ax_l, *band(store, rows), label, color)
+        others = {lr: rows for lr, rows in grid.items() if lr != best}
+        div = {lr for lr, rows in others.items() if any(diverged(r) for _, r in rows.iterrows())}
+        for k, (lr, rows) in enumerate(sorted(others.items())):
+            semilogy_band(ax_l, *band(store, rows), grid_label(GRID, others, div) if k == 0 else None,
+                          GRID_STYLE["color"], lw=GRID_STYLE["lw"])
+        accs = []
+        for m, label, st, rows in drawn_methods(store, runs, MAIN):
+            semilogy_band(ax_l, *band(store, rows), label, st["color"], ls=st["ls"])
             if m != "adam":       # Adam's lr is not a step length along the gradient
-                semilogy_band(ax_s, *band(store, rows, "step_size", "opt"), label, color)
+                semilogy_band(ax_s, *band(store, rows, "step_size", "opt"), label, st["color"], ls=st["ls"])
             xs, med, _, _ = band(store, rows, "acc", "test")
             if len(xs):
-                ax_a.plot(xs, med, color=color, label=label)
+                ax_a.plot(xs, med, color=st["color"], ls=st["ls"], label=label)
+                accs.append(med)
+        zoom_accuracy(ax_a, accs)
         ax_l.set_title(DATASET_NAMES.get(ds, ds))
         ax_l.set_ylabel("training loss")
         ax_s.set_ylabel("step size along -gradient\n(mean per interval)")

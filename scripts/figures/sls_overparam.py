@@ -23,14 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.figures.common import Claim, plt, save, verdict
+from scripts.figures.common import (GRID_STYLE, Claim, display, figure_legend, legend_label, lr_tex, mask_below, plt,
+                                    save, style, verdict)
 
 FIG = "sls_overparam"
 TITLE = ("SLS is excellent when the model interpolates, still good when it is close to "
          "interpolating, and fails when it is far (matrix-factorisation ranks, least-squares noise levels)")
 ADAPTIVE = ("sls", "sps", "ponos")
-NAMES = {"sls": "SLS (Armijo)", "sps": "SPS", "ponos": "PoNoS", "adam": "Adam", "sgd": "SGD, best step"}
-COLORS = {"sls": "C0", "sps": "C1", "ponos": "C2", "adam": "C3", "sgd": "C4"}
+ORDER = ("sls", "sps", "ponos", "adam", "sgd")    # legend order
+DRAW_FLOOR = 1e-18   # relative excess loss below this is not drawn (the line ends, no plateau)
 INTERP_TOL = 1e-12   # f* / f(w0) below this: the problem interpolates
 FLOOR = 1e-10        # below this relative excess loss the methods' stopping thresholds decide
                      # (SLS and SPS skip steps once ||g_B|| < 1e-8), not their rates: a tie
@@ -144,42 +145,60 @@ def plot(store, out_dir):
     reg = _regimes(panels)
     fams = sorted({q["family"] for q in panels.values()}, key=lambda f: (f != "matfac", f))
     ncol = max(sum(q["family"] == f for q in panels.values()) for f in fams)
-    fig = p.figure(figsize=(3.6 * ncol, 5.2 * len(fams)))
-    gs = fig.add_gridspec(2 * len(fams), ncol, height_ratios=[3, 1.4] * len(fams), hspace=0.6, wspace=0.3)
+    fig = p.figure(figsize=(3.6 * ncol, 5.6 * len(fams)))
+    gs = fig.add_gridspec(2 * len(fams), ncol, height_ratios=[3, 1.4] * len(fams), hspace=0.75, wspace=0.3)
     for i, fam in enumerate(fams):
         keys = sorted((k for k in panels if k[0] == fam), key=lambda k: k[1])
         for j, key in enumerate(keys):
             q = panels[key]
             ax = fig.add_subplot(gs[2 * i, j])
             axs = fig.add_subplot(gs[2 * i + 1, j], sharex=ax)
-            for (m, lr), rs in sorted(q["runs"].items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+            order = lambda kv: (ORDER.index(kv[0][0]) if kv[0][0] in ORDER else len(ORDER), kv[0][0], kv[0][1] or 0)
+            for (m, lr), rs in sorted(q["runs"].items(), key=order):
                 x, y = _median_curve(rs)
                 best = m == "sgd" and lr == q["best_lr"]
                 if m == "sgd" and not best:
-                    ax.semilogy(x, np.maximum(y, 1e-18), color="0.75", lw=0.7)
+                    ax.semilogy(x, mask_below(y, DRAW_FLOOR), **GRID_STYLE, label="SGD, other steps of the grid")
                     continue
-                lab = NAMES.get(m, m) + (f" ({lr:g})" if best else "")
-                ax.semilogy(x, np.maximum(y, 1e-18), color=COLORS.get(m, "k"), label=lab, lw=1.6 if m == "sls" else 1.1)
-                if any(r["status"] == "diverged" for r in rs):
-                    ax.plot(x[-1], max(y[-1], 1e-18), "x", color=COLORS.get(m, "k"))
+                st = style(m)
+                lab = "SGD, best step of the grid" if best else legend_label(m)
+                ax.semilogy(x, mask_below(y, DRAW_FLOOR), color=st["color"], ls=st["ls"], label=lab,
+                            lw=1.6 if m == "sls" else 1.1)
+                if any(r["status"] == "diverged" for r in rs) and np.isfinite(y[-1]):
+                    ax.plot(x[-1], max(y[-1], DRAW_FLOOR), marker="x", color="k", ls="none",
+                            label="diverged (last value)")
                 if m in ADAPTIVE:
                     sx, sy = _median_curve(rs, "ss_epoch", "ss")
                     # 0 = step skipped (||g_B|| < 1e-8: converged); not drawn
-                    axs.semilogy(sx, np.where(sy > 0, sy, np.nan), color=COLORS[m], lw=1.0)
+                    axs.semilogy(sx, np.where(sy > 0, sy, np.nan), color=st["color"], ls=st["ls"], lw=1.0, label=lab)
                 if best:
-                    axs.axhline(lr, color=COLORS["sgd"], ls="--", lw=0.8)
-            ax.set_ylim(1e-18, 1e3)
+                    axs.axhline(lr, color=st["color"], ls=(0, (4, 2)), lw=0.8, label="SGD, best step (constant)")
+            ax.set_ylim(DRAW_FLOOR, 1e3)
             axs.set_ylim(5e-3, 3e1)
             axs.yaxis.set_minor_formatter(p.NullFormatter())
-            ax.set_title(f"{fam}: {q['label']}\n{reg[key]}, f*/f(w0) = {q['f_star_rel']:.1e}", fontsize=9)
+            best_txt = f"\nbest SGD step {lr_tex(q['best_lr'])}" if q["best_lr"] is not None else ""
+            ax.set_title(f"{fam}: {_tex_label(q['label'])}\n{reg[key]}, $f^*/f(w_0)$ = {_tex_sci(q['f_star_rel'])}"
+                         f"{best_txt}", fontsize=8)
             axs.set_xlabel("epoch")
             if j == 0:
-                ax.set_ylabel("(f - f*) / (f(w0) - f*)")
+                ax.set_ylabel(r"$(f - f^*) \,/\, (f(w_0) - f^*)$")
                 axs.set_ylabel("step size")
-            if i == 0 and j == 0:
-                ax.legend(fontsize=7, loc="lower left")
-    fig.suptitle("SLS vs the degree of over-parameterization (median over seeds; grey: other SGD steps)", fontsize=10)
+    figure_legend(fig, fig.axes, ncol=4)
+    fig.suptitle("SLS vs the degree of over-parameterization (median over seeds)", fontsize=10)
     return save(fig, out_dir, FIG)
+
+
+def _tex_label(label: str) -> str:
+    """Panel label in mathtext: 'sigma = 0.01' -> '$\\sigma = 0.01$'."""
+    return f"$\\sigma = {label.split('=', 1)[1].strip()}$" if label.startswith("sigma =") else label
+
+
+def _tex_sci(v: float) -> str:
+    """1.2e-05 -> $1.2\\times10^{-5}$; 0 -> $0$."""
+    if not np.isfinite(v) or v <= 0:
+        return f"${v:g}$" if np.isfinite(v) else str(v)
+    mant, exp = f"{v:.1e}".split("e")
+    return f"${mant}\\times10^{{{int(exp)}}}$"
 
 
 # ---- claim check -----------------------------------------------------------------------------
@@ -197,7 +216,7 @@ def _first_epoch_below(rs, level):
 
 def _line(q, extra=""):
     v = q["value"]
-    others = ", ".join(f"{NAMES[m].split()[0]} {_fmt(v[m])}" for m in ("sps", "ponos") if m in v)
+    others = ", ".join(f"{display(m).split()[0]} {_fmt(v[m])}" for m in ("sps", "ponos") if m in v)
     return (f"{q['family']} {q['label']}: SLS {_fmt(v.get('sls', math.nan))} vs SGD* {_fmt(v['sgd'])} "
             f"(step {q['best_lr']:g}{', at the edge of the grid' if q['grid_edge'] else ''}), Adam {_fmt(v.get('adam', math.nan))}{extra}; {others}")
 

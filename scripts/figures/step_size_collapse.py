@@ -19,14 +19,13 @@ import math
 
 import numpy as np
 
-from scripts.figures.common import Claim, plt, save, verdict
+from scripts.figures.common import Claim, display, legend_label, plt, save, style, verdict
 from scripts.figures.sls_deep import DATASET_NAMES, by_dataset, by_method, legend, name, semilogy_band
 
 FIG = "step_size_collapse"
 TITLE = "the monotone SLS step size collapses late in training on some problems, PoNoS's does not"
 DROP = 1e3
 MONOTONE = ("sls", "sls_ponos")          # method labels of the grid
-COLORS = {"sls": "C0", "sls_ponos": "C9", "ponos": "C4"}
 
 
 def _steps(store, run_id):
@@ -67,19 +66,26 @@ def plot(store, out_dir):
     ncol = max(1, len(panels))
     fig, axes = p.subplots(2, ncol, figsize=(5.2 * ncol, 6.5), squeeze=False)
     for j, (ds, runs) in enumerate(panels.items()):
-        for c, rows in sorted(by_method(runs).items()):
-            color = COLORS.get(c, "0.4")
+        order = MONOTONE + ("ponos",)
+        for c, rows in sorted(by_method(runs).items(), key=lambda kv: (kv[0] not in order,
+                                                                       order.index(kv[0]) if kv[0] in order else 0,
+                                                                       kv[0])):
+            st = style(c)
+            marked = False
             for k, (_, r) in enumerate(rows.iterrows()):
                 x, s = _steps(store, r.run_id)
-                lab = name(c) if k == 0 else None
+                lab = legend_label(c) if k == 0 else None
                 if len(x):
-                    axes[0, j].semilogy(x, s, color=color, lw=1.2, label=lab)
+                    axes[0, j].semilogy(x, s, color=st["color"], ls=st["ls"], lw=1.2, label=lab)
                 cur = store.curve(r.run_id, "loss", "train")
                 semilogy_band(axes[1, j], cur.epoch.to_numpy(float), cur.value.to_numpy(float),
-                              cur.value.to_numpy(float), cur.value.to_numpy(float), lab, color, lw=1.2)
+                              cur.value.to_numpy(float), cur.value.to_numpy(float), lab, st["color"], lw=1.2,
+                              ls=st["ls"])
                 info = collapse(store, r.run_id)
                 if c in MONOTONE and info["ok"]:
-                    axes[0, j].axvline(info["t_collapse"], color=color, ls=":", lw=1)
+                    axes[0, j].axvline(info["t_collapse"], color=st["color"], ls=":", lw=1,
+                                       label=None if marked else f"{display(c, tex=True)}: collapse epoch")
+                    marked = True
         axes[0, j].set_title(DATASET_NAMES.get(ds, ds))
         axes[0, j].set_ylabel("largest step per interval")
         axes[1, j].set_ylabel("training loss")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 
-from scripts.figures.common import Claim, plt, save, verdict
+from scripts.figures.common import Claim, display, legend_label, lr_tex, plt, save, style, verdict
 from scripts.figures.full_batch_gap import fmt_lr, median_curve, run_table, select_step_sizes
 
 FIG = "vision_vs_language"
@@ -18,8 +18,7 @@ TITLE = ("SGD-type line searches (SLS, PoNoS) are at least as good as Adam on vi
          "on language; PoNoS_prec closes most of the language gap")
 LANGUAGE = ("tinyshakespeare", "wikitext2", "ptb")
 LS = ("sls", "ponos")
-NAMES = {"sls": "SLS", "ponos": "PoNoS", "ponos_prec": "PoNoS_prec", "adam": "Adam"}
-COLORS = {"sls": "C0", "ponos": "C2", "ponos_prec": "C4", "adam": "C3"}
+ORDER = ("sls", "ponos", "ponos_prec", "adam")       # legend order
 TIE = 1.25          # "at least as good": within 25% of the other's final loss
 MOST = 0.5          # "closes most of the gap": more than half
 
@@ -48,20 +47,28 @@ def plot(store, out_dir):
     datasets = sorted(sel.dataset.unique(), key=lambda d: (kind(d) == "language", d)) if len(sel) else []
     fig, axes = p.subplots(1, max(1, len(datasets)), figsize=(4.6 * max(1, len(datasets)), 3.6), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
+        here = sel[sel.dataset == ds]
+        chosen = {rid for ids in here.run_ids for rid in ids}
         # faint: Adam's other step sizes (what the grid tried)
-        for _, r in tab[(tab.dataset == ds) & (tab.method == "adam")].iterrows():
+        others = tab[(tab.dataset == ds) & (tab.method == "adam") & ~tab.run_id.isin(chosen)]
+        lrs = sorted(set(others.lr.dropna()))
+        first = True
+        for _, r in others.iterrows():
             cur = store.curve(r.run_id, "loss")
             if len(cur):
-                ax.plot(cur.epoch, cur.value, color=COLORS["adam"], alpha=0.2, lw=0.8)
-        for _, s in sel[sel.dataset == ds].iterrows():
+                lab = f"{display('adam', tex=True)}, other steps: " + ", ".join(map(lr_tex, lrs)) if first else None
+                ax.plot(cur.epoch, cur.value, color=style("adam")["color"], alpha=0.25, lw=0.8, label=lab)
+                first = False
+        order = lambda m: (ORDER.index(m) if m in ORDER else len(ORDER), m)
+        for _, s in sorted(here.iterrows(), key=lambda kv: order(kv[1].method)):
             mc = median_curve(store, s.run_ids)
             if mc is None:
                 continue
             xs, med, lo, hi = mc
-            c = COLORS.get(s.method, "k")
-            name = NAMES.get(s.method, s.method) + (f" ({fmt_lr(s.lr)}, best of grid)" if s.method == "adam" else "")
-            ax.plot(xs, med, color=c, label=name)
-            ax.fill_between(xs, lo, hi, color=c, alpha=0.15)
+            st = style(s.method)
+            name = (f"{legend_label(s.method, s.lr)}, best of grid" if s.method == "adam" else legend_label(s.method))
+            ax.plot(xs, med, label=name, **st)
+            ax.fill_between(xs, lo, hi, color=st["color"], alpha=0.15, lw=0)
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_title(f"{ds} ({kind(ds)})")
@@ -94,7 +101,7 @@ def check(store):
             continue
         ratio = ls.worst / adam.worst if adam.worst > 0 else math.inf
         ok_v &= ratio <= TIE
-        parts.append(f"{d}: best line search {NAMES[ls.method]} {ls.worst:.3g} vs Adam {adam.worst:.3g} "
+        parts.append(f"{d}: best line search {display(ls.method)} {ls.worst:.3g} vs Adam {adam.worst:.3g} "
                      f"({fmt_lr(adam.lr)}) -> ratio {ratio:.2f}")
     claims.append(Claim(FIG, f"vision: the best SGD-type line search reaches a final training loss <= {TIE}x Adam's "
                         f"(Adam at its best grid step size)", "; ".join(parts), verdict(ok_v)))
@@ -108,7 +115,7 @@ def check(store):
             continue
         ratio = ls.worst / adam.worst if adam.worst > 0 else math.inf
         ok_l &= ratio >= TIE
-        parts.append(f"{d}: best line search {NAMES[ls.method]} {ls.worst:.3g} vs Adam {adam.worst:.3g} "
+        parts.append(f"{d}: best line search {display(ls.method)} {ls.worst:.3g} vs Adam {adam.worst:.3g} "
                      f"({fmt_lr(adam.lr)}) -> ratio {ratio:.2f}")
         if prec is None:
             parts_p.append(f"{d}: no PoNoS_prec run")
