@@ -8,7 +8,7 @@ RESULTS_DIR ?= results
 DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),data)
 export DATA_DIR RESULTS_DIR
 
-.PHONY: help install test reproduce-all figures report collect bench clean
+.PHONY: help install test reproduce-all figures claims report collect bench clean clean-runs
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -30,12 +30,24 @@ reproduce-all: install  ## run every figure's preset (quick without GPU, full wi
 figures: install  ## re-plot and re-check the claims from the store without running anything
 	$(PY) -m scripts.reproduce --no-run --profile $(PROFILE)
 
+claims: install  ## re-plot and check the claims from the index; exits 1 on FAIL, ERROR or INCOMPLETE
+	$(PY) -m scripts.claims --results $(RESULTS_DIR)
+
+report: install  ## re-render results/report.html from the store and the last claims table
+	$(PY) -m scripts.report --results $(RESULTS_DIR)
+
 collect: install  ## rebuild results/index.parquet and results/curves.parquet
 	$(PY) -m scripts.collect
 
 bench: install  ## benchmark scripts (ratios against baselines measured in the same run)
 	$(PY) -m scripts.bench_optimizers
 
-clean:  ## remove Hydra logs, caches and the run store (keeps .venv)
-	rm -rf logs outputs multirun .pytest_cache results/runs results/index.parquet results/curves.parquet results/figures results/manifests results/claims.* results/report.html
+# The runs (possibly GPU-days) are never removed by `clean`: everything else in results/ is
+# rebuilt from them by `make collect figures`.
+clean:  ## remove Hydra logs, caches and what is rebuilt from the runs (keeps results/runs and .venv)
+	rm -rf logs outputs multirun .pytest_cache $(RESULTS_DIR)/index.parquet $(RESULTS_DIR)/curves.parquet $(RESULTS_DIR)/figures $(RESULTS_DIR)/claims.* $(RESULTS_DIR)/report.html
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+clean-runs:  ## DELETE every run (RESULTS_DIR/runs) and the manifests (asks first; CONFIRM=yes skips the question)
+	@if [ "$(CONFIRM)" != yes ]; then printf 'delete %s/runs and %s/manifests? [y/N] ' "$(RESULTS_DIR)" "$(RESULTS_DIR)"; read a; [ "$$a" = y ] || exit 1; fi
+	rm -rf $(RESULTS_DIR)/runs $(RESULTS_DIR)/manifests $(RESULTS_DIR)/index.parquet $(RESULTS_DIR)/curves.parquet

@@ -6,11 +6,13 @@ not break the others.
 from __future__ import annotations
 
 import importlib
+import pickle
+import zlib
 from pathlib import Path
 
 import torch
 
-from datasets.base import Data, DataMissingError
+from datasets.base import Data, DataError, DataMissingError
 
 LOADERS = {
     "lstsq": "datasets.lstsq:load",
@@ -37,7 +39,16 @@ def get_loader(name: str):
 
 
 def load(cfg: dict, data_dir, gen: torch.Generator) -> Data:
-    return get_loader(cfg["name"])(cfg, Path(data_dir), gen)
+    """The loader's Data; a file that is there but unusable, or a setting that does not fit
+    the data, is one ``DataError`` line (the loaders' ValueErrors and the decoders' errors
+    would otherwise reach the user as a traceback, after the run folder was made)."""
+    try:
+        return get_loader(cfg["name"])(cfg, Path(data_dir), gen)
+    except (DataError, DataMissingError):
+        raise
+    except (ValueError, EOFError, OSError, zlib.error, pickle.UnpicklingError) as e:
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise DataError(f"dataset {cfg['name']}: {msg}") from None
 
 
-__all__ = ["Data", "DataMissingError", "LOADERS", "get_loader", "load"]
+__all__ = ["Data", "DataError", "DataMissingError", "LOADERS", "get_loader", "load"]

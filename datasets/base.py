@@ -19,6 +19,12 @@ class DataMissingError(RuntimeError):
     saying which file, where it comes from and where to put it."""
 
 
+class DataError(ValueError):
+    """A data file is there but unusable (truncated, empty, not the expected format), or a
+    loader setting does not fit the data. The message is one line naming the file (or key)
+    and the fix; ``datasets.load`` turns every loader ValueError into one."""
+
+
 @dataclass
 class Data:
     # Training split. For images x is float (already normalised) [N, C, H, W] or [N, D];

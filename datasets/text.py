@@ -54,7 +54,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from datasets.base import Data, DataMissingError
+from datasets.base import Data, DataError, DataMissingError
 
 UNK = "<unk>"
 EOS = "<eos>"
@@ -302,8 +302,15 @@ def _ensure_files(dataset: str, folder: Path, names: Sequence[str], sources: Seq
 
 # ----------------------------------------------------------------------------- corpora
 def _read(path: Path) -> str:
-    with open(path, "r", encoding="utf-8") as f:
-        return f.read()
+    fix = "delete it and download it again (dataset.download=true) or copy the original file"
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); {fix}") from None
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty; {fix}")
+    return text
 
 
 def load_corpus(cfg: dict, data_dir) -> tuple[Vocab, torch.Tensor, torch.Tensor, str]:

@@ -41,13 +41,14 @@ import logging
 import os
 import pickle
 import time
+import zlib
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
-from datasets.base import Data, DataMissingError
+from datasets.base import Data, DataError, DataMissingError
 
 log = logging.getLogger(__name__)
 
@@ -104,17 +105,22 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 def read_idx(path: Path) -> torch.Tensor:
     """Read an IDX file (optionally gzipped) into a tensor of its stored shape."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    fix = "delete it and download it again (dataset.download=true) or copy the original file"
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, OSError, zlib.error) as e:    # a truncated or corrupt .gz
+        raise DataError(f"{path}: unreadable ({type(e).__name__}: {_one_line(e)}); {fix}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+        raise DataError(f"{path}: not an IDX file (bad magic number); {fix}")
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     ndim = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     offset = 4 + 4 * ndim
     count = int(np.prod(shape)) if shape else 0
     if len(raw) - offset != count * dtype.itemsize:
-        raise ValueError(f"{path}: size {len(raw)} does not match the IDX header shape {shape}")
+        raise DataError(f"{path}: size {len(raw)} does not match the IDX header shape {shape} "
+                        f"(truncated?); {fix}")
     arr = np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape)
     return torch.from_numpy(arr.astype(arr.dtype.newbyteorder("="), copy=True))
 

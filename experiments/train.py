@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,9 +23,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from datasets.base import DataMissingError
+from datasets.base import DataError, DataMissingError
 from experiments import loggers, plan, runid, trainer, validate
-from experiments.store import RunDir
+from experiments.store import RunDir, StoreError
+
+# Errors that are the input's fault (config, data files, device, store): one line, no traceback.
+BAD_INPUT = (validate.ConfigError, DataMissingError, DataError, trainer.DeviceError, StoreError)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,19 +65,32 @@ def execute(cfg: dict, *, interrupt_at_step: int | None = None) -> dict:
     results_dir = Path(cfg["paths"]["results_dir"])
     rid, cid = runid.run_id(cfg), runid.config_id(cfg)
     rundir = RunDir(results_dir, rid)
-    if rundir.done and not cfg["force"]:
-        s = rundir.summary()
-        print(f"skip {rid} ({_label(cfg)}): already DONE ({s['status']}); force=true re-runs it")
-        return s
-    if cfg["force"] and rundir.ckpt_path.exists():
-        rundir.ckpt_path.unlink()
+    with rundir.claim() as ok:
+        if not ok:
+            print(f"skip {rid} ({_label(cfg)}): another process is writing it ({rundir.holder()})")
+            return None
+        broken = rundir.intact() if rundir.done and not cfg["force"] else None
+        if rundir.done and not cfg["force"] and broken is None:
+            s = rundir.summary()
+            print(f"skip {rid} ({_label(cfg)}): already DONE ({s['status']}); force=true re-runs it")
+            return s
+        if broken:
+            print(f"warning: {rid}: DONE but {broken}; redoing it", file=sys.stderr)
+        if (cfg["force"] or broken) and rundir.ckpt_path.exists():
+            rundir.ckpt_path.unlink()
+        return _train(cfg, rundir, rid, cid, interrupt_at_step)
+
+
+def _train(cfg: dict, rundir: RunDir, rid: str, cid: str, interrupt_at_step) -> dict:
     resume = rundir.ckpt_path.exists()
+    fresh = not rundir.path.exists()
     from experiments.code_identity import code_ids
-    record = {"run_id": rid, "config_id": cid, "key_version": runid.KEY_VERSION, "code": code_ids(cfg), "config": cfg,
-              "semantic_config": runid.semantic_config(cfg), "environment": _environment(cfg["device"]),
+    record = {"run_id": rid, "config_id": cid, "key_version": runid.KEY_VERSION, "code": code_ids(cfg),
+              "config": cfg, "semantic_config": runid.semantic_config(cfg),
+              "environment": _environment(cfg["device"]),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed": resume}
     rundir.start(record, resume=resume)
-    logger = loggers.build(cfg["logger"], record, results_dir)
+    logger = loggers.build(cfg["logger"], record, Path(cfg["paths"]["results_dir"]))
     summary = None
     t0 = time.time()
     try:
@@ -81,6 +98,10 @@ def execute(cfg: dict, *, interrupt_at_step: int | None = None) -> dict:
         summary.update({"run_id": rid, "config_id": cid, "total_s": time.time() - t0,
                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         rundir.finish(summary)
+    except BAD_INPUT:
+        if fresh and not (rundir.path / "metrics.jsonl").exists():
+            shutil.rmtree(rundir.path, ignore_errors=True)     # bad input leaves no empty run folder
+        raise
     finally:
         logger.finish(summary)
     final = summary["final"].get("train/loss")
@@ -110,7 +131,7 @@ def hydra_main(cfg: DictConfig):
     try:
         validate.check(plain, choices)
         return execute(plain)
-    except (validate.ConfigError, DataMissingError) as e:
+    except BAD_INPUT as e:
         if hc.mode == RunMode.MULTIRUN:      # sys.exit here would abandon every later job
             raise JobError(str(e)) from None
         _fail(str(e))

@@ -6,6 +6,7 @@ Units: ``step`` = optimizer steps; ``epoch`` = training samples consumed / n;
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import sys
@@ -17,7 +18,19 @@ import torch
 import datasets
 import models
 import optimizers
-from experiments import constants, evaluation, losses, schedules, seeding, store
+from experiments import constants, evaluation, losses, runid, schedules, seeding, store, validate
+
+# Divergence of a cross-entropy run (classification, lm). Regression uses train.divergence_factor
+# (1e6 by default: a least-squares loss can legitimately start tiny and a bad step size blows
+# it up by decades), but a cross-entropy loss is bounded near log(n_classes) by any sane model,
+# so a run whose full training loss exceeds CE_DIVERGENCE_FACTOR x max(initial loss,
+# log(n_classes)) has diverged (measured: Adam runs ending 27x and 2,500x above their
+# initial loss were 'completed' under the 1e6 rule). A run is also diverged when, after
+# CHANCE_AFTER_EVALS regular evaluations, its training loss is worse than both chance
+# (log(n_classes), a uniform guess) and its own initial loss: it got worse than where it
+# started *and* than guessing; a slow run (tiny step size) gets better, however little.
+CE_DIVERGENCE_FACTOR = 5.0
+CHANCE_AFTER_EVALS = 3
 
 
 class Interrupted(RuntimeError):
@@ -34,10 +47,26 @@ class Counters:
     wall_s: float = 0.0         # training time, evaluation excluded
 
 
+class DeviceError(ValueError):
+    """``device=`` names a device this machine does not have; the message is one line."""
+
+
 def resolve_device(name: str) -> torch.device:
+    name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"device={name} is not a device; valid: auto, cpu, cuda, cuda:N, mps") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0 or (dev.index or 0) >= n:
+            have = f"this machine has {n} CUDA device(s)" if n else "CUDA is not available here"
+            raise DeviceError(f"device={name} but {have}; use device=auto (GPU when present) or device=cpu")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device={name} but MPS is not available here; use device=auto or device=cpu")
+    return dev
 
 
 def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> dict:
@@ -76,7 +105,11 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
         # strong-growth constant of a batch of bs drawn without replacement from n:
         # E||g_B||^2 = ||g||^2 + (n-b)/(b(n-1)) (E_i||g_i||^2 - ||g||^2)
         data.info["rho_b"] = 1 + (n - bs) / (bs * max(n - 1, 1)) * (data.info["rho"] - 1)
-    opt_cfg = constants.resolve(cfg["optimizer"], data.info)
+    try:
+        opt_cfg = constants.resolve(cfg["optimizer"], data.info)
+    except constants.ExpressionError as e:
+        raise validate.ConfigError(f"optimizer: {e}") from None
+    validate.check_values("optimizer", opt_cfg)      # e.g. lr: -1/L_max, now a number
     opt = optimizers.build(opt_cfg, params, n_batches_per_epoch=steps_per_epoch)
     schedule = opt_cfg.get("schedule") or {"name": "constant"}
     base_lrs = [g.get("lr") for g in opt.param_groups]
@@ -89,32 +122,49 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if tc.get("amp") and device.type == "cuda" else torch.autocast("cpu", enabled=False))
 
+    # SAG keeps one stored gradient per fixed batch: the batches are a fixed partition of all
+    # n examples into steps_per_epoch slots (sizes differ by at most one, none is dropped) and
+    # each step samples one uniformly (with replacement), as in the SAG paper. Drawn before
+    # the resume block restores the order stream, so a resumed run has the same partition.
+    slots = (torch.randperm(n, generator=order, device=device).tensor_split(steps_per_epoch)
+             if getattr(opt, "needs_slot", False) else None)
+
     # ---- resume -----------------------------------------------------------------------
     c = Counters()
     perm, pos, init_loss = None, 0, None
-    if rundir.ckpt_path.exists():
-        ck = torch.load(rundir.ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        order.set_state(ck["order_rng"].cpu() if device.type == "cpu" else ck["order_rng"])
-        torch.set_rng_state(ck["torch_rng"])
-        if device.type == "cuda" and ck.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(ck["cuda_rng"])
-        c, perm, pos, init_loss = Counters(**ck["counters"]), ck["perm"], ck["pos"], ck["init_loss"]
-        rundir.truncate_metrics(c.step)
+    config_id = runid.config_id(cfg)
+    ck = rundir.load_checkpoint(config_id, map_location=device)   # None: none, or moved aside
+    if ck is not None:
+        fresh = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()),
+                 order.get_state(), torch.get_rng_state())
+        try:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            order.set_state(ck["order_rng"].cpu())          # generator states are CPU byte tensors
+            torch.set_rng_state(ck["torch_rng"].cpu())
+            if device.type == "cuda" and ck.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(ck["cuda_rng"].cpu())
+            resumed = Counters(**ck["counters"])
+            rundir.truncate_metrics(resumed.step)
+            c, perm, pos, init_loss = resumed, ck["perm"], ck["pos"], ck["init_loss"]
+        except Exception as e:   # own ids but does not fit (edited model, corrupt metrics.jsonl)
+            rundir.reject_checkpoint(f"does not fit this run ({store.one_line(e)})")
+            model.load_state_dict(fresh[0])                # undo what was loaded before it failed
+            opt.load_state_dict(fresh[1])
+            order.set_state(fresh[2])
+            torch.set_rng_state(fresh[3])
+            ck = None
+    if ck is None:
+        rundir.clear_metrics()        # from scratch: rows of an earlier attempt would repeat steps
     last_ckpt = time.time()
-
-    # SAG keeps one stored gradient per fixed batch: batches are a fixed partition and each
-    # step samples one of them uniformly (with replacement), as in the SAG paper.
-    fixed = torch.randperm(n, generator=order, device=device) if getattr(opt, "needs_slot", False) else None
 
     def next_batch():
         nonlocal perm, pos
         if full_batch:
             return None, None
-        if fixed is not None:
+        if slots is not None:
             slot = int(torch.randint(steps_per_epoch, (1,), generator=order, device=device))
-            return fixed[slot * bs:(slot + 1) * bs], slot
+            return slots[slot], slot
         if perm is None or pos + bs > n:             # a new epoch: fresh permutation
             perm, pos = torch.randperm(n, generator=order, device=device), 0
         idx = perm[pos:pos + bs]
@@ -180,14 +230,12 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
                   f"train/loss {rec['train/loss']:.4g}", end="", file=sys.stderr, flush=True)
 
     def checkpoint():
-        ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "order_rng": order.get_state(),
-              "torch_rng": torch.get_rng_state(),
-              "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-              "counters": c.__dict__.copy(), "perm": perm, "pos": pos, "init_loss": init_loss}
-        rundir.ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = rundir.ckpt_path.with_suffix(".tmp")
-        torch.save(ck, tmp)
-        tmp.replace(rundir.ckpt_path)
+        # tensors and plain values only: it must load with weights_only=True (no code runs)
+        rundir.save_checkpoint({
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "order_rng": order.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+            "counters": c.__dict__.copy(), "perm": perm, "pos": pos, "init_loss": init_loss}, config_id)
 
     status, diverged_step = "completed", None
     if c.step == 0:
@@ -196,6 +244,20 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
         if 0 in noise_points:
             record_noise(rec)
         log(rec)
+
+    # ---- divergence thresholds (see CE_DIVERGENCE_FACTOR) -------------------------------------
+    chance = math.log(data.num_classes) if task != "regression" and (data.num_classes or 0) > 1 else None
+    if task == "regression":
+        limit = float(tc["divergence_factor"]) * max(init_loss, 1e-12)
+    else:
+        limit = CE_DIVERGENCE_FACTOR * max(init_loss, chance or 0.0, 1e-12)
+    window: list[tuple[int, float]] = []      # (step, batch loss) since the last evaluation
+    nonfinite = False
+
+    def first_bad(threshold: float) -> int:
+        """The first step since the last evaluation whose batch loss was non-finite or above
+        ``threshold`` (the evaluation only noticed it); the evaluation's step when none was."""
+        return next((s for s, v in window if not math.isfinite(v) or v > threshold), c.step)
 
     model.train()
     while c.step < total_steps:
@@ -207,6 +269,7 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
             c.forwards += 1
             c.backwards += 1
         idx, slot = next_batch()
+        b = n if idx is None else int(idx.numel())       # a SAG slot may hold more than bs
         if idx is not None:
             xb, yb = data.x_train[idx], data.y_train[idx]
             if data.augment is not None and tc.get("augment", True):
@@ -252,8 +315,8 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
         n_back = (after["n_backwards"] - before.get("n_backwards", 0)) if own_counts else max(1, calls[0] if is_lbfgs else 1)
         c.backwards += n_back
         c.forwards += calls[0]
-        c.grad_evals += n_back * bs
-        c.samples += bs
+        c.grad_evals += n_back * b
+        c.samples += b
         c.step += 1
         step_sizes.append(float(after["step_size"]))
         if "backtracks" in after:
@@ -266,20 +329,27 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
         if device.type == "cuda":
             torch.cuda.synchronize()
         c.wall_s += time.perf_counter() - t0
+        if loss is not None:           # read after the timing; on CUDA the step is synced anyway
+            window.append((c.step, float(batch_losses[-1])))
+            nonfinite = not math.isfinite(window[-1][1])
 
         # ---- evaluation, divergence, checkpoint ----------------------------------------------
-        if c.step % eval_every == 0 or c.step == total_steps or c.step in noise_points or c.step in log_points:
+        if (c.step % eval_every == 0 or c.step == total_steps or c.step in noise_points or c.step in log_points
+                or nonfinite):            # a NaN/Inf batch loss: stop now, training on is meaningless
             rec = evaluate()
             if c.step in noise_points:
                 record_noise(rec)
-            bad = (not math.isfinite(rec["train/loss"])
-                   or rec["train/loss"] > float(tc["divergence_factor"]) * max(init_loss, 1e-12))
-            if batch_losses and not torch.isfinite(torch.stack(batch_losses)).all():
-                bad = True
+            full = rec["train/loss"]
+            worse_than_chance = (chance is not None and c.step >= CHANCE_AFTER_EVALS * eval_every
+                                 and full > max(chance, init_loss))
             log(rec)
-            if bad:
-                status, diverged_step = "diverged", c.step
+            if nonfinite or not math.isfinite(full) or full > limit:
+                status, diverged_step = "diverged", first_bad(limit)
                 break
+            if worse_than_chance:
+                status, diverged_step = "diverged", first_bad(max(chance, init_loss))
+                break
+            window.clear()            # batch spikes the full loss does not confirm were noise
             if stop_below is not None and rec.get("train/subopt", rec["train/loss"]) <= float(stop_below):
                 status = "reached_target"
                 break

@@ -22,7 +22,10 @@ class SAG(ProjectOptimizer):
     variant of Schmidt, Le Roux & Bach 2017 for the first pass; it avoids the tiny steps
     of dividing by n_slots while the table is still mostly zero). Once every slot has been
     visited m = n_slots and this is the textbook SAG step along the average of the table.
-    With equal-size slots S / n_slots is the full gradient of the stored points.
+    The trainer's slots partition all n examples (none is dropped; sizes differ by at most
+    one, so S / n_slots is the full gradient of the stored points up to that size imbalance,
+    exactly when n_slots divides n). The partition is drawn once from the run's order stream
+    before a checkpoint is restored, so a resumed run uses the same slots.
 
     ``n_batches_per_epoch`` gives n_slots (the registry passes it). Memory: n_slots copies
     of every parameter. Default lr = 1/L_max in the yaml (the paper's practical step;

@@ -3,8 +3,11 @@
     python -m scripts.claims [--results results] [--figures a,b] [--no-plot]
 
 Prints the claims table, writes results/claims.json and results/claims.md, and exits 1 when a
-claim FAILs (an INCONCLUSIVE claim, one the profile cannot show, does not fail the command
-but is listed with its numbers).
+claim FAILs, a figure is INCOMPLETE (its manifest lists runs that the index lacks: missing,
+unfinished or unreadable; its plot is still drawn from the runs there are, its claims are
+never PASS) or a figure's files cannot be read (ERROR, one line; the other figures still run).
+An INCONCLUSIVE claim (one the profile cannot show) does not fail the command but is listed
+with its numbers.
 """
 from __future__ import annotations
 
@@ -15,8 +18,30 @@ import sys
 import traceback
 from pathlib import Path
 
+from experiments.store import one_line
 from scripts.figures import available, module
 from scripts.figures.common import Store
+
+FAILING = ("FAIL", "ERROR", "INCOMPLETE")     # statuses that make the command exit 1
+FINISHED = ("completed", "diverged", "reached_target")
+SHOW_MISSING = 5                               # run ids named in an INCOMPLETE row
+
+
+def missing_runs(store: Store, man: dict) -> tuple[int, list[str]]:
+    """(runs the manifest lists, those of them the store cannot give: not in the index
+    (collect leaves out unfinished and unreadable folders), not finished, or without curve)."""
+    wanted = list(dict.fromkeys(str(j["run_id"]) for j in man["jobs"]))
+    index = store.index
+    ok = index[index["summary.status"].isin(FINISHED)] if "summary.status" in index.columns else index
+    have = set(ok.run_id.astype(str)) & set(store.curves.run_id.astype(str))
+    return len(wanted), [r for r in wanted if r not in have]
+
+
+def incomplete_row(fig: str, n: int, missing: list[str]) -> dict:
+    ids = ", ".join(missing[:SHOW_MISSING]) + (", ..." if len(missing) > SHOW_MISSING else "")
+    return {"figure": fig, "claim": "every run of the manifest is in the store",
+            "measured": f"{len(missing)} of {n} runs missing, unfinished or unreadable: {ids} "
+                        f"(re-run the figure's sweep, then collect)", "status": "INCOMPLETE"}
 
 
 def run_checks(results, figs, plot: bool = True) -> list[dict]:
@@ -28,14 +53,30 @@ def run_checks(results, figs, plot: bool = True) -> list[dict]:
         except ModuleNotFoundError as e:
             rows.append({"figure": fig, "claim": "figure implemented", "measured": str(e), "status": "MISSING"})
             continue
-        if store.manifest(fig) is None or store.runs(fig).empty:
+        try:      # a corrupt manifest, index or curves file: one line, the other figures still run
+            man = store.manifest(fig)
+            n, missing = missing_runs(store, man) if man is not None else (0, [])
+        except Exception as e:
+            rows.append({"figure": fig, "claim": mod.TITLE, "measured": f"store unreadable ({one_line(e)})",
+                         "status": "ERROR"})
+            continue
+        if man is None or n == 0:
             rows.append({"figure": fig, "claim": mod.TITLE, "measured": "no runs in the store (run its preset first)",
                          "status": "NO DATA"})
+            continue
+        if len(missing) == n:         # planned, but none of its runs is in the store: nothing to plot
+            rows.append(incomplete_row(fig, n, missing))
             continue
         try:
             if plot:
                 mod.plot(store, Path(results) / "figures")
-            rows.extend(c.row() for c in mod.check(store))
+            checked = [c.row() for c in mod.check(store)]
+            if missing:               # a verdict on part of the runs is no verdict
+                rows.append(incomplete_row(fig, n, missing))
+                for r in checked:
+                    if r["status"] in ("PASS", "INCONCLUSIVE"):
+                        r["status"] = "INCOMPLETE"
+            rows.extend(checked)
         except Exception as e:  # a broken figure is reported, the others still run
             traceback.print_exc()
             rows.append({"figure": fig, "claim": mod.TITLE, "measured": f"error: {type(e).__name__}: {e}",
@@ -63,6 +104,11 @@ def print_table(rows) -> None:
     print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
 
 
+def exit_status(rows) -> int:
+    """1 when any claim FAILs, any figure is INCOMPLETE or could not be read; else 0."""
+    return 1 if any(r["status"] in FAILING for r in rows) else 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default=os.environ.get("RESULTS_DIR", "results"))
@@ -73,7 +119,7 @@ def main(argv=None) -> int:
     rows = run_checks(args.results, figs, plot=not args.no_plot)
     write(args.results, rows)
     print_table(rows)
-    return 1 if any(r["status"] in ("FAIL", "ERROR") for r in rows) else 0
+    return exit_status(rows)
 
 
 if __name__ == "__main__":

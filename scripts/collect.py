@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
+
+from experiments.store import StoreError, atomic_write_parquet
 
 AXES = ("step", "epoch", "samples", "grad_evals", "wall_s")
 
@@ -79,10 +82,7 @@ def collect(results_dir: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.Da
     curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
         columns=["run_id", *AXES, "split", "metric", "value", "group"])
     for name, df in (("index.parquet", index), ("curves.parquet", curves_df)):
-        tmp = results_dir / f".{name}.tmp"
-        results_dir.mkdir(parents=True, exist_ok=True)
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, results_dir / name)
+        atomic_write_parquet(results_dir / name, df)     # no temp file left, even on a full disk
     if not quiet:
         print(f"collected {len(rows)} runs, {len(curves_df)} curve points into {results_dir}")
         for p in problems:
@@ -94,8 +94,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default=os.environ.get("RESULTS_DIR", "results"))
     args = ap.parse_args(argv)
-    collect(Path(args.results))
+    try:
+        collect(Path(args.results))
+    except StoreError as e:             # a full disk: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from experiments.store import RunDir, StoreError
 from scripts import claims, collect, report
 from scripts.figures import FIGURES, available
 
@@ -63,12 +64,12 @@ def plan_figure(fig: str, profile: str, results: Path, extra: list[str]) -> tupl
         except (OSError, ValueError):
             man = {}
         if man.get("conf_hash") == key:
-            done = sum((results / "runs" / j["run_id"] / "DONE").exists() for j in man["jobs"])
+            done = sum(RunDir(results, j["run_id"]).finished() for j in man["jobs"])
             return overrides, key, len(man["jobs"]), done
     from experiments import plan
     jobs = plan.expand(overrides, multirun=True)
     write_manifest(results, fig, profile, jobs, key)
-    done = sum((results / "runs" / j.run_id / "DONE").exists() for j in jobs)
+    done = sum(RunDir(results, j.run_id).finished() for j in jobs)
     return overrides, key, len(jobs), done
 
 
@@ -138,7 +139,11 @@ def main(argv=None) -> int:
         except Exception as e:  # one figure's failure must not lose the others
             print(f"[{fig}] could not {'plan' if args.no_run else 'run'}: {e}")
             failed.append(fig)
-    collect.collect(results)
+    try:
+        collect.collect(results)
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     table = claims.run_checks(results, figs, plot=True)
     for f in missing:
         table.append({"figure": f, "claim": "figure implemented", "measured": "no module scripts/figures/"
@@ -148,7 +153,7 @@ def main(argv=None) -> int:
     report.write(results, table, profile)
     print(f"report: {results / 'report.html'}")
     print(f"total time {time.time() - t0:.1f}s")
-    return 1 if failed else 0
+    return 1 if failed or claims.exit_status(table) else 0
 
 
 if __name__ == "__main__":

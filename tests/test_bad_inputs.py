@@ -40,3 +40,24 @@ def test_cuda_without_a_gpu_is_one_line_before_any_work(tmp_path):
     assert p.stderr.strip() == ("error: device=cuda but CUDA is not available here; use device=auto "
                                 "(GPU when present) or device=cpu")
     assert not (tmp_path / "runs").exists()
+
+
+def _cli(args, tmp_path, **env):
+    env = {**os.environ, "RESULTS_DIR": str(tmp_path / "results"), **env}
+    return subprocess.run([sys.executable, "-m", "experiments.train", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_an_expression_that_evaluates_to_an_impossible_step_is_one_line(tmp_path):
+    p = _cli([*LSTSQ, "optimizer.lr='-1/L_max'"], tmp_path)
+    assert p.returncode == 2, p.stderr
+    line = p.stderr.strip()
+    assert "\n" not in line and line.startswith("error: optimizer.lr=-") and "it must be > 0" in line
+    assert not list((tmp_path / "results" / "runs").glob("*")), "an empty run folder was left"
+
+
+def test_missing_data_leaves_no_run_folder(tmp_path):
+    p = _cli(["dataset=mnist", "model=mlp", "dataset.download=false", "train.epochs=1"], tmp_path,
+             DATA_DIR=str(tmp_path / "nodata"))
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not list((tmp_path / "results" / "runs").glob("*"))

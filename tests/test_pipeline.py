@@ -4,6 +4,7 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
 from experiments import runid, trainer
 from experiments.store import RunDir
@@ -37,8 +38,14 @@ def test_run_writes_the_store_and_skips_when_done(compose_cfg, tmp_path, capsys)
     assert (rd.path / "DONE").stat().st_mtime_ns != mtime
 
 
-def test_interrupted_run_leaves_no_done_and_resumes_to_the_same_numbers(compose_cfg, tmp_path):
-    over = (*LSTSQ_FAST, "train.epochs=6", "train.checkpoint_every_s=0", "optimizer=heavy_ball", "optimizer.lr=0.05")
+@pytest.mark.parametrize("opt", [
+    ("optimizer=heavy_ball", "optimizer.lr=0.05"),
+    ("optimizer=sag",),                        # fixed partition drawn before the RNG is restored
+    ("optimizer=sag", "dataset.n=42"),         # slots of 4 and 5 examples (none dropped)
+    ("optimizer=svrg",),                       # snapshot and full gradient in the checkpoint
+], ids=["heavy_ball", "sag", "sag-uneven", "svrg"])
+def test_interrupted_run_leaves_no_done_and_resumes_to_the_same_numbers(compose_cfg, tmp_path, opt):
+    over = (*LSTSQ_FAST, "train.epochs=6", "train.checkpoint_every_s=0", *opt)
     ref = compose_cfg(*over, results=tmp_path / "a")
     execute(ref)
     full = pd.read_parquet(RunDir(tmp_path / "a", runid.run_id(ref)).path / "metrics.parquet")
@@ -53,6 +60,7 @@ def test_interrupted_run_leaves_no_done_and_resumes_to_the_same_numbers(compose_
     resumed = pd.read_parquet(rd.path / "metrics.parquet")
     assert not rd.ckpt_path.exists()
     cols = [c for c in full.columns if c != "wall_s"]
+    assert len(full) == 7
     pd.testing.assert_frame_equal(full[cols], resumed[cols])
 
 
@@ -63,9 +71,53 @@ def test_divergence_is_recorded_not_padded(compose_cfg, tmp_path):
     rd = RunDir(tmp_path / "results", runid.run_id(cfg))
     assert (rd.path / "DONE").exists()
     metrics = pd.read_parquet(rd.path / "metrics.parquet")
-    assert metrics.step.max() == s["diverged_step"] < 20 * 10     # stopped, nothing after it
+    # stopped at the evaluation that noticed it (nothing after it); the recorded step is the
+    # first whose batch loss was above the threshold, which comes no later
+    assert 0 < s["diverged_step"] <= metrics.step.max() < 20 * 10
     last = metrics["train/loss"].iloc[-1]
     assert not math.isfinite(last) or last > 1e6 * metrics["train/loss"].iloc[0]
+
+
+TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+        "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.\n")
+TINY_LM = ("dataset=tinyshakespeare", "dataset.download=false", "dataset.level=char", "dataset.seq_len=8",
+           "model=transformer", "model.d_model=16", "model.n_head=2", "model.n_layer=1",
+           "optimizer=adam", "train.batch_size=4", "train.epochs=10")
+
+
+@pytest.mark.parametrize("lr,status,rule", [
+    (10.0, "diverged", "factor"),      # ends ~600x above its initial loss: 'completed' under the 1e6 rule
+    (0.5, "diverged", "chance"),       # 1.6x its initial loss after 3 evaluations: worse than chance
+    (0.3, "completed", None),          # above chance at the first two evaluations, then recovers
+    (0.01, "completed", None),         # healthy
+], ids=["adam-lr10", "adam-lr0.5", "adam-lr0.3-noisy", "adam-lr0.01"])
+def test_cross_entropy_divergence_rule(compose_cfg, tmp_path, monkeypatch, lr, status, rule):
+    from experiments import losses, trainer
+    (tmp_path / "data" / "tinyshakespeare").mkdir(parents=True)
+    (tmp_path / "data" / "tinyshakespeare" / "input.txt").write_text(TEXT)
+    cfg = compose_cfg(*TINY_LM, f"optimizer.lr={lr}")
+    cfg["paths"]["data_dir"], cfg["device"] = str(tmp_path / "data"), "cpu"
+    batch, mean_loss = [], losses.mean_loss
+
+    def spy(task, pred, y):                 # Adam: one closure call per step, so batch[k-1] is step k
+        value = mean_loss(task, pred, y)
+        if torch.is_grad_enabled():
+            batch.append(float(value.detach()))
+        return value
+
+    monkeypatch.setattr(losses, "mean_loss", spy)
+    s = execute(cfg)
+    assert s["status"] == status, s["final"]
+    if rule is None:
+        return
+    chance = math.log(s["data_info"]["vocab_size"])
+    threshold = (trainer.CE_DIVERGENCE_FACTOR * max(s["init_loss"], chance) if rule == "factor"
+                 else max(s["init_loss"], chance))
+    logged = pd.read_parquet(RunDir(tmp_path / "results", runid.run_id(cfg)).path / "metrics.parquet").step
+    noticed, before = int(logged.iloc[-1]), int(logged.iloc[-2])
+    # the first step after the last good evaluation whose batch loss was over the threshold
+    first = next(k for k in range(before + 1, noticed + 1) if batch[k - 1] > threshold)
+    assert s["diverged_step"] == first and first <= noticed
 
 
 def test_collect_builds_tidy_tables_and_reports_corrupt_runs(compose_cfg, tmp_path):

@@ -61,8 +61,9 @@ class SuiteSweeper(Sweeper):
             jobs = plan.expand(list(arguments), multirun=True)
         except validate.ConfigError as e:
             raise SweepFailed(str(e)) from None
+        from experiments.store import RunDir
         todo = [j for j in jobs if j.cfg.get("force") or not
-                (Path(j.cfg["paths"]["results_dir"]) / "runs" / j.run_id / "DONE").exists()]
+                RunDir(j.cfg["paths"]["results_dir"], j.run_id).finished()]
         print(f"sweep: {len(jobs)} jobs, {len(jobs) - len(todo)} already DONE, "
               f"launching {len(todo)}", flush=True)
         sweep_dir = Path(self.config.hydra.sweep.dir)
