@@ -88,7 +88,9 @@ def _train(cfg: dict, rundir: RunDir, rid: str, cid: str, interrupt_at_step) -> 
     record = {"run_id": rid, "config_id": cid, "key_version": runid.KEY_VERSION, "code": code_ids(cfg),
               "config": cfg, "semantic_config": runid.semantic_config(cfg),
               "environment": _environment(cfg["device"]),
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed": resume}
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed": resume,
+              "choices": ({k: v for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra/")}
+                          if HydraConfig.initialized() else None)}
     rundir.start(record, resume=resume)
     logger = loggers.build(cfg["logger"], record, Path(cfg["paths"]["results_dir"]))
     summary = None

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import sys
 import time
 from dataclasses import dataclass
 
@@ -18,7 +16,7 @@ import torch
 import datasets
 import models
 import optimizers
-from experiments import constants, evaluation, losses, runid, schedules, seeding, store, validate
+from experiments import constants, evaluation, losses, progress, runid, schedules, seeding, store, validate
 
 # Divergence of a cross-entropy run (classification, lm). Regression uses train.divergence_factor
 # (1e6 by default: a least-squares loss can legitimately start tiny and a bad step size blows
@@ -207,7 +205,8 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
 
     step_sizes, backtracks, polyak, batch_losses = [], [], [], []
 
-    progress = sys.stderr.isatty() and not os.environ.get("CI")    # quiet in CI and in files
+    bar = progress.run_bar(f"{rundir.run_id} {str(cfg.get('method') or cfg['optimizer']['name'])[:24]}",
+                           total_steps, initial=c.step)      # quiet in CI, in files, in joblib workers
 
     def log(rec):
         if step_sizes:
@@ -225,9 +224,7 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
             lst.clear()
         rundir.append_metrics(rec)
         logger.log(rec, step=c.step)
-        if progress:
-            print(f"\r  {rundir.run_id} step {c.step}/{total_steps} ({100 * c.step / total_steps:.0f}%) "
-                  f"train/loss {rec['train/loss']:.4g}", end="", file=sys.stderr, flush=True)
+        bar.loss(rec["train/loss"])
 
     def checkpoint():
         # tensors and plain values only: it must load with weights_only=True (no code runs)
@@ -329,6 +326,7 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
         if device.type == "cuda":
             torch.cuda.synchronize()
         c.wall_s += time.perf_counter() - t0
+        bar.update()                   # redraws on a time basis (about once a second)
         if loss is not None:           # read after the timing; on CUDA the step is synced anyway
             window.append((c.step, float(batch_losses[-1])))
             nonfinite = not math.isfinite(window[-1][1])
@@ -359,8 +357,7 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
             if interrupt_at_step is not None and c.step >= interrupt_at_step:
                 raise Interrupted(f"interrupted at step {c.step}")
 
-    if progress:
-        print(file=sys.stderr)
+    bar.close()
     if tc.get("save_model"):
         torch.save(model.state_dict(), rundir.path / "model_final.pt")
     final = rundir.read_metrics()[-1]

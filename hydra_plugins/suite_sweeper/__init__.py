@@ -9,7 +9,9 @@ basic sweeper in three ways a result store needs:
   launches them), so re-submitting a finished sweep to SLURM queues nothing;
 * a failing job does not stop the sweep: every job runs, then one line per failed job
   (run id, overrides, first line of the error) and a non-zero exit;
-* the plan composed by the pre-flight of ``experiments.train`` is reused, not recomposed.
+* the plan composed by the pre-flight of ``experiments.train`` is reused, not recomposed;
+* on a terminal, one progress bar for the sweep (``experiments.progress.SweepBar``: "job 7/31,
+  5 skipped"); it also switches per-run bars off in joblib workers, which share the terminal.
 """
 
 import logging
@@ -71,13 +73,17 @@ class SuiteSweeper(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         size = self.max_batch_size or max(len(todo), 1)
         returns, failed = [], []
-        for start in range(0, len(todo), size):
-            batch = todo[start:start + size]
-            results = self.launcher.launch([j.overrides for j in batch], initial_job_idx=start)
-            for job, r in zip(batch, results):
-                if r.status == JobStatus.FAILED:
-                    failed.append((job, r._return_value))
-            returns.append(results)
+        from experiments.progress import SweepBar      # one bar for the sweep, on a terminal only
+        with SweepBar([(j.cfg["paths"]["results_dir"], j.run_id) for j in todo], len(jobs) - len(todo),
+                      type(self.launcher).__name__) as bar:
+            for start in range(0, len(todo), size):
+                batch = todo[start:start + size]
+                results = self.launcher.launch([j.overrides for j in batch], initial_job_idx=start)
+                for job, r in zip(batch, results):
+                    if r.status == JobStatus.FAILED:
+                        failed.append((job, r._return_value))
+                returns.append(results)
+                bar.batch_done(start + len(batch), len(failed))
         if failed:
             print(f"\n{len(failed)} of {len(todo)} jobs failed (the others finished and are kept):")
             for job, err in failed:
