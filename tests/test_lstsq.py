@@ -65,3 +65,12 @@ def test_gd_with_step_one_over_L_reaches_the_minimum_norm_solution(compose_cfg, 
     data = load(cfg["dataset"], None, __import__("experiments.seeding", fromlist=["x"]).generator(0, "data"))
     w_min = torch.linalg.pinv(data.x_train) @ data.y_train
     assert torch.allclose(w, w_min, atol=1e-10)        # from w0 = 0, GD never leaves the row space
+
+
+def test_gd_is_full_batch_whatever_the_batch_size(compose_cfg):
+    """A preset with batch 1 (convergence_rates) must still run GD, one step per epoch: with
+    per-sample steps of 1/L it diverges (measured: 2e174 after 60 epochs)."""
+    cfg = compose_cfg("dataset=lstsq", "dataset.n=30", "model.bias=false", "optimizer=gd",
+                      "train.batch_size=1", "train.epochs=20", "train.eval_every=5")
+    s = execute(cfg)
+    assert s["steps"] == 20 and s["status"] == "completed"
