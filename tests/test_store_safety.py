@@ -429,3 +429,23 @@ def test_unusable_data_files_are_one_data_error(tmp_path, damage):
         datasets.load(cfg, tmp_path, seeding.generator(0, "data"))
     msg = str(e.value)
     assert "\n" not in msg and str(tmp_path) in msg and ("download" in msg or "copy" in msg), msg
+
+
+def test_figures_are_replotted_only_when_their_runs_change(tmp_path, monkeypatch):
+    from scripts import claims
+    from scripts.figures import module
+    from tests.test_figures_lstsq import _accel_store
+    store_dir = _accel_store(tmp_path).dir
+    calls = []
+    mod = module("acceleration")
+    real = mod.plot
+    monkeypatch.setattr(mod, "plot", lambda store, out: calls.append(1) or real(store, out))
+    claims.run_checks(store_dir, ["acceleration"])
+    claims.run_checks(store_dir, ["acceleration"])
+    assert len(calls) == 1                                   # nothing changed: no second plot
+    import pandas as pd
+    idx = pd.read_parquet(store_dir / "index.parquet")
+    idx.loc[0, "dataset.kappa"] = idx.loc[0, "dataset.kappa"] * 1.0 + 1   # a run changed
+    idx.to_parquet(store_dir / "index.parquet")
+    claims.run_checks(store_dir, ["acceleration"])
+    assert len(calls) == 2
