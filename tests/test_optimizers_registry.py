@@ -15,7 +15,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from optimizers import REGISTRY, build, stats
+from optimizers import REGISTRY, TRAINER_KEYS, build, stats
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf" / "optimizer"
@@ -53,7 +53,7 @@ def test_yaml_lists_exactly_the_constructor_arguments(path):
     cls = REGISTRY[cfg["name"]]
     sig = inspect.signature(cls.__init__).parameters
     accepted = {k for k in sig if k not in ("self", "params")}
-    keys = set(cfg) - {"name", "schedule"}
+    keys = set(cfg) - set(TRAINER_KEYS)          # name, schedule, full_batch: read by the trainer
     assert keys <= accepted, f"{path.name}: keys the constructor does not take: {keys - accepted}"
     if cls.__module__.startswith("optimizers."):
         assert keys == accepted, f"{path.name}: missing constructor arguments {accepted - keys}"
