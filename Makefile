@@ -30,7 +30,7 @@ reproduce-all: install  ## run every figure's preset (quick without GPU, full wi
 figures: install  ## re-plot and re-check the claims from the store without running anything
 	$(PY) -m scripts.reproduce --no-run --profile $(PROFILE)
 
-claims: install  ## re-plot and check the claims from the index; exits 1 on FAIL, ERROR or INCOMPLETE
+claims: install  ## collect the store, re-plot and check the claims; exits 1 on FAIL, ERROR or INCOMPLETE
 	$(PY) -m scripts.claims --results $(RESULTS_DIR)
 
 report: install  ## re-render results/report.html from the store and the last claims table

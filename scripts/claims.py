@@ -2,7 +2,7 @@
 
     python -m scripts.claims [--results results] [--figures a,b] [--no-plot]
 
-Prints the claims table, writes results/claims.json and results/claims.md, and exits 1 when a
+Collects the store first (``--no-collect`` uses the index as it is), then prints the claims table, writes results/claims.json and results/claims.md, and exits 1 when a
 claim FAILs, a figure is INCOMPLETE (its manifest lists runs that the index lacks: missing,
 unfinished or unreadable; its plot is still drawn from the runs there are, its claims are
 never PASS) or a figure's files cannot be read (ERROR, one line; the other figures still run).
@@ -141,8 +141,18 @@ def main(argv=None) -> int:
     ap.add_argument("--results", default=os.environ.get("RESULTS_DIR", "results"))
     ap.add_argument("--figures", default="all")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--no-collect", action="store_true", help="use the index as it is (default: rebuild "
+                    "it from results/runs first, so runs finished since the last collect count)")
     args = ap.parse_args(argv)
     figs = available() if args.figures == "all" else args.figures.split(",")
+    if not args.no_collect and (Path(args.results) / "runs").is_dir():
+        from experiments.store import StoreError
+        from scripts.collect import collect
+        try:
+            collect(args.results, quiet=True)
+        except StoreError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     rows = run_checks(args.results, figs, plot=not args.no_plot)
     write(args.results, rows)
     print_table(rows)

@@ -58,3 +58,20 @@ def test_no_run_finds_runs_made_by_a_hand_typed_multirun(tmp_path):
     reproduce.main(["--no-run", "--profile", "quick", "--figures", "convergence_rates", "--results", str(tmp_path)])
     rows = json.loads((tmp_path / "claims.json").read_text())
     assert rows and all(r["status"] in ("PASS", "FAIL", "INCONCLUSIVE") for r in rows), rows
+
+
+def test_claims_collect_first_so_new_runs_count(tmp_path, monkeypatch):
+    """scripts.claims rebuilds the index before checking: a run finished after the last collect
+    is not invisible."""
+    from scripts import claims, collect
+    from tests.conftest import LSTSQ_FAST
+    from experiments import plan
+    from experiments.train import execute
+    cfg = plan.expand([*LSTSQ_FAST], multirun=False)[0].cfg
+    cfg["paths"]["results_dir"] = str(tmp_path)
+    (tmp_path / "runs").mkdir()
+    collect.collect(tmp_path, quiet=True)                      # an empty index
+    execute(cfg)
+    claims.main(["--results", str(tmp_path), "--figures", "convergence_rates", "--no-plot"])
+    index = pd.read_parquet(tmp_path / "index.parquet")
+    assert len(index) == 1
