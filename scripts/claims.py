@@ -5,7 +5,8 @@
 Collects the store first (``--no-collect`` uses the index as it is), then prints the claims
 table, writes results/claims.json and results/claims.md, and exits 1 when a claim FAILs, a
 figure is INCOMPLETE (its manifest lists runs that the index lacks: missing, unfinished or
-unreadable; its plot is still drawn from the runs there are, its claims are never PASS) or a figure's files cannot be read (ERROR, one line; the other figures still run).
+unreadable; its plot is still drawn from the runs there are, its claims are never PASS) or a
+figure's files cannot be read (ERROR, one line; the other figures still run).
 An INCONCLUSIVE claim (one the profile cannot show) does not fail the command but is listed
 with its numbers.
 """
