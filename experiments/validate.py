@@ -7,6 +7,7 @@ value must have the type of the yaml's default (ints are accepted for float defa
 """
 from __future__ import annotations
 
+import ast
 import functools
 import math
 import re
@@ -167,10 +168,12 @@ def check_values(group: str, values: dict) -> None:
             raise ConfigError(f"{path}={value} is impossible: it must be a finite number")
         if isinstance(value, str) and group == "optimizer" and _is_constant_expression(value):
             try:
-                value, number = constants.evaluate(value, {}), True
+                value = constants.evaluate(value, {})
             except constants.ExpressionError as e:
                 raise ConfigError(f"{path}: {e}") from None
-        if path in RULES and (number or path == "optimizer.betas"):
+        if path in RULES and value is not None and not isinstance(value, (str, bool)):
+            # numbers, and lists for the rules written for lists (betas); strings are problem-
+            # constant expressions, checked again once the data has turned them into numbers
             pred, need = RULES[path]
             if not pred(value):
                 raise ConfigError(f"{path}={value} is impossible: it must be {need}")
@@ -182,7 +185,7 @@ def _is_constant_expression(text: str) -> bool:
         constants.check_expression(text)
     except constants.ExpressionError:
         return False
-    return not any(name in text for name in constants.NAMES)
+    return not any(isinstance(node, ast.Name) for node in ast.walk(ast.parse(text, mode="eval")))
 
 
 def _check_rules(cfg: dict):
