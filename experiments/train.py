@@ -8,12 +8,14 @@ command is how a sweep is resumed.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,7 +80,47 @@ def execute(cfg: dict, *, interrupt_at_step: int | None = None) -> dict:
             print(f"warning: {rid}: DONE but {broken}; redoing it", file=sys.stderr)
         if (cfg["force"] or broken) and rundir.ckpt_path.exists():
             rundir.ckpt_path.unlink()
-        return _train(cfg, rundir, rid, cid, interrupt_at_step)
+        with gpu_slot(cfg):
+            return _train(cfg, rundir, rid, cid, interrupt_at_step)
+
+
+GPU_SLOTS_ENV = "OPTSUITE_GPU_SLOTS"
+
+
+@contextlib.contextmanager
+def gpu_slot(cfg: dict):
+    """With ``OPTSUITE_GPU_SLOTS=k`` (the suite sweeper sets it for a sweep over k GPUs): hold
+    one GPU of this machine for the job, so parallel jobs never share one. The job's own
+    ``device=cuda:i`` (job i of the launch order gets i mod k) is taken when free, else the
+    first free GPU (jobs do not finish in launch order), else it waits. The choice is written
+    into ``cfg['device']`` (recorded in config.json; not part of the run id)."""
+    k = int(os.environ.get(GPU_SLOTS_ENV) or 0)
+    dev = str(cfg.get("device", "auto"))
+    n = min(k, torch.cuda.device_count()) if k > 0 and dev.startswith("cuda") and torch.cuda.is_available() else 0
+    if n <= 0:
+        yield
+        return
+    from filelock import FileLock, Timeout
+    want = (int(dev.split(":")[1]) if ":" in dev else 0) % n
+    folder = Path(tempfile.gettempdir()) / f"optsuite-gpus-{os.getuid()}"
+    folder.mkdir(exist_ok=True)
+    host = socket.gethostname()
+    while True:
+        for i in [want] + [i for i in range(n) if i != want]:
+            lock = FileLock(str(folder / f"{host}-cuda{i}.lock"))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue
+            try:
+                if i != want:
+                    print(f"cuda:{want} is busy with another job of the sweep: this one runs on cuda:{i}")
+                cfg["device"] = f"cuda:{i}"
+                yield
+            finally:
+                lock.release()
+            return
+        time.sleep(0.5)
 
 
 def _train(cfg: dict, rundir: RunDir, rid: str, cid: str, interrupt_at_step) -> dict:

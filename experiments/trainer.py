@@ -3,6 +3,17 @@ evaluation, checkpointing and divergence checks. The result store and logger are
 
 Units: ``step`` = optimizer steps; ``epoch`` = training samples consumed / n;
 ``grad_evals`` = per-example gradients computed (a backward over a batch of b counts b).
+
+No host synchronisation between evaluations: a step reads nothing from the device. Step sizes,
+backtracks, batch losses and (on CUDA) the step timings (CUDA events) are kept where they are
+and read at the next evaluation in one transfer through ``_host_read``, the single funnel of
+every device-to-host read of the loop (a test counts its calls). A batch loss that is NaN/Inf
+is therefore seen at the next evaluation; the run then goes back to the state of the last
+evaluation (kept on the device) and redoes those steps reading each batch loss, so it stops at
+the first bad step exactly as a loop that read every loss would (the rare diverging run pays
+the replay, every other run pays one state copy per evaluation). Exceptions: SAG draws its
+slot as a Python int (one read per step) and LBFGS and the line searches read the loss of each
+trial by design.
 """
 from __future__ import annotations
 
@@ -29,6 +40,79 @@ from experiments import constants, evaluation, losses, progress, runid, schedule
 # started *and* than guessing; a slow run (tiny step size) gets better, however little.
 CE_DIVERGENCE_FACTOR = 5.0
 CHANCE_AFTER_EVALS = 3
+
+
+def _host_read(x):
+    """Every device-to-host read of the training loop goes through here (on CUDA each is a
+    synchronisation): a tensor gives ``tolist()``, a CUDA event is waited for (None)."""
+    if isinstance(x, torch.Tensor):
+        return x.tolist()
+    x.synchronize()
+    return None
+
+
+def _phase(name: str) -> None:
+    """Hook (a no-op): ``"steps"`` when the steps after an evaluation begin, ``"eval"`` when
+    the next evaluation begins, ``"end"`` after the last. Tests patch it to check that no read
+    happens in between."""
+
+
+class _Series:
+    """Per-step values of one logged quantity between two evaluations, kept where they are:
+    Python numbers on the host, 0-dim tensors on their device (stacked every CHUNK steps, on
+    the device), read by ``values`` at the evaluation."""
+
+    CHUNK = 1024
+
+    def __init__(self):
+        self.parts: list = []        # Python numbers, or 1-D tensors of stacked per-step values
+        self._pending: list = []     # 0-dim tensors not stacked yet
+        self.n = 0
+
+    def append(self, v) -> None:
+        self.n += 1
+        if isinstance(v, torch.Tensor):
+            if self._pending and self._pending[0].device != v.device:
+                self._stack()
+            self._pending.append(v.detach().reshape(()).to(torch.float64, copy=True))
+            if len(self._pending) >= self.CHUNK:
+                self._stack()
+        else:
+            self._stack()
+            self.parts.append(v)
+
+    def _stack(self) -> None:
+        if self._pending:
+            self.parts.append(torch.stack(self._pending))
+            self._pending = []
+
+    def tensors(self) -> list:
+        self._stack()
+        return [p for p in self.parts if isinstance(p, torch.Tensor)]
+
+    def clear(self) -> None:
+        self.parts, self._pending, self.n = [], [], 0
+
+
+def _read_all(series: list, extra: list) -> tuple[list, list]:
+    """Python values of every ``_Series`` in ``series`` and of the 0-dim tensors in ``extra``
+    with one ``_host_read`` per device (normally one in all)."""
+    chunks = [t for s in series for t in s.tensors()] + [e.reshape(1).to(torch.float64) for e in extra]
+    by_dev: dict = {}
+    for t in chunks:
+        by_dev.setdefault(t.device, []).append(t)
+    got = {}
+    for dev, ts in by_dev.items():
+        flat = iter(_host_read(torch.cat(ts)))
+        for t in ts:
+            got[id(t)] = [next(flat) for _ in range(t.numel())]
+    out = []
+    for s in series:
+        vals = []
+        for p in s.parts:
+            vals.extend(got[id(p)] if isinstance(p, torch.Tensor) else [p])
+        out.append(vals)
+    return out, [got[id(t)][0] for t in chunks[len(chunks) - len(extra):]]
 
 
 class Interrupted(RuntimeError):
@@ -70,6 +154,15 @@ def resolve_device(name: str) -> torch.device:
 def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> dict:
     tc, seed = cfg["train"], int(cfg["seed"])
     device = resolve_device(cfg["device"])
+    if device.type == "cuda":
+        if device.index is not None:
+            torch.cuda.set_device(device)           # events, streams and RNG of this device
+        # float32 math: TF32 matmuls and convolutions only with train.amp (reduced precision
+        # by choice, recorded in the run's config); otherwise strict float32, cuDNN included
+        # (torch's default lets cuDNN convolutions use TF32). No effect on float64.
+        tf32 = bool(tc.get("amp"))
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
     if device.type == "cpu":
         # denormal floats make CPU kernels several times slower once a trained model has many
         # tiny weights/gradients (measured 5x on 1,000-class MNIST); flushing them to zero
@@ -141,7 +234,7 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
             order.set_state(ck["order_rng"].cpu())          # generator states are CPU byte tensors
             torch.set_rng_state(ck["torch_rng"].cpu())
             if device.type == "cuda" and ck.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(ck["cuda_rng"].cpu())
+                torch.cuda.set_rng_state(ck["cuda_rng"].cpu(), device)
             resumed = Counters(**ck["counters"])
             rundir.truncate_metrics(resumed.step)
             c, perm, pos, init_loss = resumed, ck["perm"], ck["pos"], ck["init_loss"]
@@ -161,7 +254,8 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
         if full_batch:
             return None, None
         if slots is not None:
-            slot = int(torch.randint(steps_per_epoch, (1,), generator=order, device=device))
+            # a Python int for the optimizer's table: SAG's one host read per step
+            slot = int(_host_read(torch.randint(steps_per_epoch, (1,), generator=order, device=device))[0])
             return slots[slot], slot
         if perm is None or pos + bs > n:             # a new epoch: fresh permutation
             perm, pos = torch.randperm(n, generator=order, device=device), 0
@@ -203,25 +297,50 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
         for k, v in enumerate(norms):
             rec[f"noise/grad_noise_norm/{k}"] = v
 
-    step_sizes, backtracks, polyak, batch_losses = [], [], [], []
+    # per-step values of the window since the last evaluation (read there, see _Series)
+    step_sizes, backtracks, polyak, batch_losses = _Series(), _Series(), _Series(), _Series()
+    loss_steps: list[int] = []             # the step of each batch loss
+    cuda = device.type == "cuda"
+    timings: list = []                     # CUDA: (start, end) events of each step
 
     bar = progress.run_bar(f"{rundir.run_id} {str(cfg.get('method') or cfg['optimizer']['name'])[:24]}",
                            total_steps, initial=c.step)      # quiet in CI, in files, in joblib workers
 
-    def log(rec):
-        if step_sizes:
-            rec.update({"opt/step_size": sum(step_sizes) / len(step_sizes), "opt/step_size_min": min(step_sizes),
-                        "opt/step_size_max": max(step_sizes), "opt/step_size_last": step_sizes[-1]})
-        if backtracks:
-            rec.update({"opt/backtracks": sum(backtracks) / len(backtracks), "opt/backtracks_max": max(backtracks),
-                        "opt/zero_backtrack_frac": sum(b == 0 for b in backtracks) / len(backtracks)})
-        if polyak:
-            rec["opt/polyak_step"] = sum(polyak) / len(polyak)
-        if batch_losses:
-            rec["opt/batch_loss"] = float(torch.stack(batch_losses).mean())
+    def read_window() -> tuple[dict, list]:
+        """The window's opt/* statistics and its (step, batch loss) pairs, with one host read;
+        adds the steps' CUDA time to ``c.wall_s``."""
+        bl = batch_losses.tensors()
+        if len({t.device for t in bl}) > 1:          # a Python-float loss on a CUDA run: on the host
+            bl = [t.cpu() for t in bl]
+        mean = [torch.cat(bl).mean()] if bl else []
+        (ss, bt, pk, bl), extra = _read_all([step_sizes, backtracks, polyak, batch_losses], mean)
+        if timings:
+            _host_read(timings[-1][1])
+            c.wall_s += sum(a.elapsed_time(b) for a, b in timings) / 1000.0
+            timings.clear()
+        out = {}
+        if ss:
+            out.update({"opt/step_size": sum(ss) / len(ss), "opt/step_size_min": min(ss),
+                        "opt/step_size_max": max(ss), "opt/step_size_last": ss[-1]})
+        if bt:
+            bt = [int(b) for b in bt]
+            out.update({"opt/backtracks": sum(bt) / len(bt), "opt/backtracks_max": max(bt),
+                        "opt/zero_backtrack_frac": sum(b == 0 for b in bt) / len(bt)})
+        if pk:
+            out["opt/polyak_step"] = sum(pk) / len(pk)
+        if extra:
+            out["opt/batch_loss"] = extra[0]
+        return out, list(zip(loss_steps, bl))
+
+    def clear_window() -> None:
+        for s in (step_sizes, backtracks, polyak, batch_losses):
+            s.clear()
+        loss_steps.clear()
+        timings.clear()
+
+    def log(rec, opt_stats):
+        rec.update(opt_stats)
         rec["opt/n_forwards"], rec["opt/n_backwards"] = c.forwards, c.backwards
-        for lst in (step_sizes, backtracks, polyak, batch_losses):
-            lst.clear()
         rundir.append_metrics(rec)
         logger.log(rec, step=c.step)
         bar.loss(rec["train/loss"])
@@ -231,8 +350,26 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
         rundir.save_checkpoint({
             "model": model.state_dict(), "optimizer": opt.state_dict(), "order_rng": order.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+            "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
             "counters": c.__dict__.copy(), "perm": perm, "pos": pos, "init_loss": init_loss}, config_id)
+
+    def snapshot():
+        """The state at an evaluation, kept (on the device) to redo the window's steps when a
+        batch loss in it turns out NaN/Inf (see the module docstring)."""
+        return (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()), order.get_state(),
+                torch.get_rng_state(), torch.cuda.get_rng_state(device) if cuda else None,
+                copy.deepcopy(c), perm, pos)
+
+    def restore(snap) -> None:
+        nonlocal c, perm, pos
+        model.load_state_dict(snap[0])
+        opt.load_state_dict(snap[1])
+        order.set_state(snap[2])
+        torch.set_rng_state(snap[3])
+        if snap[4] is not None:
+            torch.cuda.set_rng_state(snap[4], device)
+        c, perm, pos = copy.deepcopy(snap[5]), snap[6], snap[7]
+        clear_window()
 
     status, diverged_step = "completed", None
     if c.step == 0:
@@ -240,7 +377,7 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
         init_loss = rec["train/loss"]
         if 0 in noise_points:
             record_noise(rec)
-        log(rec)
+        log(rec, {})
 
     # ---- divergence thresholds (see CE_DIVERGENCE_FACTOR) -------------------------------------
     chance = math.log(data.num_classes) if task != "regression" and (data.num_classes or 0) > 1 else None
@@ -248,18 +385,22 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
         limit = float(tc["divergence_factor"]) * max(init_loss, 1e-12)
     else:
         limit = CE_DIVERGENCE_FACTOR * max(init_loss, chance or 0.0, 1e-12)
-    window: list[tuple[int, float]] = []      # (step, batch loss) since the last evaluation
-    nonfinite = False
 
-    def first_bad(threshold: float) -> int:
+    def first_bad(window, threshold: float) -> int:
         """The first step since the last evaluation whose batch loss was non-finite or above
         ``threshold`` (the evaluation only noticed it); the evaluation's step when none was."""
         return next((s for s, v in window if not math.isfinite(v) or v > threshold), c.step)
 
-    model.train()
-    while c.step < total_steps:
-        # ---- one optimizer step ----------------------------------------------------------
-        t0 = time.perf_counter()
+    def counter(v) -> int:
+        return v if isinstance(v, int) else int(_host_read(v))
+
+    def one_step() -> None:
+        nonlocal loss_value
+        if cuda:
+            ev = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            ev[0].record()
+        else:
+            t0 = time.perf_counter()
         if getattr(opt, "needs_snapshot", False) and c.step % steps_per_epoch == 0:
             opt.set_snapshot(full_loss)               # SVRG: full gradient at the snapshot
             c.grad_evals += n
@@ -283,7 +424,7 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
         for g, lr0 in zip(opt.param_groups, base_lrs):
             if lr0 is not None and not isinstance(lr0, torch.Tensor):
                 g["lr"] = lr0 * schedules.factor(schedule, c.step)
-        before = optimizers.stats(opt)
+        before = optimizers.stats(opt, host=False)
         if needs_closure:
             loss = opt.step(closure) if slot is None else opt.step(closure, slot=slot)
         elif is_lbfgs:
@@ -308,46 +449,74 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
                 loss = closure()
                 loss.backward()
             opt.step() if slot is None else opt.step(slot=slot)
-        after = optimizers.stats(opt)
-        n_back = (after["n_backwards"] - before.get("n_backwards", 0)) if own_counts else max(1, calls[0] if is_lbfgs else 1)
+        after = optimizers.stats(opt, host=False)
+        n_back = (counter(after["n_backwards"]) - counter(before.get("n_backwards", 0)) if own_counts
+                  else max(1, calls[0] if is_lbfgs else 1))
         c.backwards += n_back
         c.forwards += calls[0]
         c.grad_evals += n_back * b
         c.samples += b
         c.step += 1
-        step_sizes.append(float(after["step_size"]))
+        v = after["step_size"]                 # Python numbers as before; tensors stay on the device
+        step_sizes.append(v if isinstance(v, torch.Tensor) else float(v))
         if "backtracks" in after:
-            backtracks.append(int(after["backtracks"]))
+            v = after["backtracks"]
+            backtracks.append(v if isinstance(v, torch.Tensor) else int(v))
         if "polyak_step" in after:
-            polyak.append(float(after["polyak_step"]))
+            v = after["polyak_step"]
+            polyak.append(v if isinstance(v, torch.Tensor) else float(v))
+        loss_value = None
         if loss is not None:
-            batch_losses.append(torch.as_tensor(loss).detach().double().reshape(()).cpu()
-                                if device.type == "cpu" else torch.as_tensor(loss).detach().double().reshape(()))
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        c.wall_s += time.perf_counter() - t0
+            loss_value = torch.as_tensor(loss).detach().double().reshape(())
+            batch_losses.append(loss_value)
+            loss_steps.append(c.step)
+        if cuda:
+            ev[1].record()
+            timings.append(ev)
+        else:
+            c.wall_s += time.perf_counter() - t0
+
+    model.train()
+    loss_value = None
+    eager = False            # redoing a window after a NaN/Inf batch loss: read every batch loss
+    snap = snapshot()
+    _phase("steps")
+    while c.step < total_steps:
+        # ---- one optimizer step (no host read, see the module docstring) -------------------
+        one_step()
         bar.update()                   # redraws on a time basis (about once a second)
-        if loss is not None:           # read after the timing; on CUDA the step is synced anyway
-            window.append((c.step, float(batch_losses[-1])))
-            nonfinite = not math.isfinite(window[-1][1])
+        nonfinite = eager and loss_value is not None and not math.isfinite(_host_read(loss_value))
 
         # ---- evaluation, divergence, checkpoint ----------------------------------------------
         if (c.step % eval_every == 0 or c.step == total_steps or c.step in noise_points or c.step in log_points
                 or nonfinite):            # a NaN/Inf batch loss: stop now, training on is meaningless
+            _phase("eval")
+            opt_stats, window = read_window()
+            bad = next((s for s, v in window if not math.isfinite(v)), None)
+            if bad is not None and bad < c.step and not eager:
+                # the steps after the first NaN/Inf batch loss should not have been taken: back
+                # to the last evaluation, and redo the steps up to that one reading each loss
+                restore(snap)
+                eager = True
+                _phase("steps")
+                continue
+            nonfinite = bad is not None
+            eager = False
             rec = evaluate()
             if c.step in noise_points:
                 record_noise(rec)
             full = rec["train/loss"]
             worse_than_chance = (chance is not None and c.step >= CHANCE_AFTER_EVALS * eval_every
                                  and full > max(chance, init_loss))
-            log(rec)
+            log(rec, opt_stats)
+            clear_window()
             if nonfinite or not math.isfinite(full) or full > limit:
-                status, diverged_step = "diverged", first_bad(limit)
+                status, diverged_step = "diverged", first_bad(window, limit)
                 break
             if worse_than_chance:
-                status, diverged_step = "diverged", first_bad(max(chance, init_loss))
+                status, diverged_step = "diverged", first_bad(window, max(chance, init_loss))
                 break
-            window.clear()            # batch spikes the full loss does not confirm were noise
+            # batch spikes the full loss does not confirm were noise: the window starts afresh
             if stop_below is not None and rec.get("train/subopt", rec["train/loss"]) <= float(stop_below):
                 status = "reached_target"
                 break
@@ -356,7 +525,10 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
                 last_ckpt = time.time()
             if interrupt_at_step is not None and c.step >= interrupt_at_step:
                 raise Interrupted(f"interrupted at step {c.step}")
-
+            if c.step < total_steps:
+                snap = snapshot()
+                _phase("steps")
+    _phase("end")
     bar.close()
     if tc.get("save_model"):
         torch.save(model.state_dict(), rundir.path / "model_final.pt")

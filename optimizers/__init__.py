@@ -78,7 +78,7 @@ def stats(opt: torch.optim.Optimizer, host: bool = True) -> dict:
     the device and convert once per evaluation (no host synchronisation per step)."""
     st = opt.state
     out = {}
-    for key in ("step_size", "n_forwards", "n_backwards", "backtracks", "polyak_step"):
+    for key in ("step_size", "n_forwards", "n_backwards", "backtracks", "polyak_step", "failed_forwards"):
         if key in st:
             out[key] = _value(st[key], host)
     if "step_size" not in out:

@@ -18,6 +18,19 @@ One step of every line search here:
    rejected. The last accepted trial is the new iterate (no extra update);
 4. when no trial is accepted, apply the fixed fallback step ``w - fallback_step * d``.
 
+Failed searches are counted: ``failed_forwards`` (cumulative) is the number of trial
+forwards spent in searches that accepted no trial, i.e. the forwards a step-size collapse
+costs (with the defaults, 100 per failed step).
+
+Equal-loss stop (``equal_tol``, used by SLS's ``stop_on_equal``; off by default, a
+deviation from the papers): a trial whose loss equals the reference loss to the loss dtype's
+resolution, |f_trial - ref| <= eps(dtype) * |ref|, ends the search as failed (fallback step)
+after that one trial. Why: once the minibatch loss is at its floating-point floor the shorter
+trials of a backtracking search move the weights less and return the same rounded loss, so
+the remaining trials are rejected too (the collapse of a monotone search late in training:
+100 forwards per step for a 1e-6 fallback step). The rule gives up on those trials; it can
+differ from the full search when a shorter trial would still have rounded to a lower loss.
+
 BatchNorm: trial forwards run in the module's current mode. In ``train()`` mode every trial
 normalises with the statistics of the minibatch at the trial point (so trial losses are
 computed exactly like the gradient evaluation's loss) and every trial forward also updates
@@ -97,21 +110,36 @@ class LineSearchOptimizer(ProjectOptimizer):
         return resolve_foreach(self.param_groups[0].get("foreach"), self._all_params())
 
     # -------------------------------------------------------------- search
+    def _global_defaults(self) -> dict:
+        d = super()._global_defaults()
+        d.update({"failed_forwards": 0, "equal_stops": 0})
+        return d
+
     def _armijo_search(self, closure, rng: RNGSnapshot, params, x0, direction, eta: float,
                        ref: float, decrease: float, c: float, beta_b: float,
-                       max_backtracks: int, foreach: bool, step_scale: float = 1.0):
+                       max_backtracks: int, foreach: bool, step_scale: float = 1.0,
+                       equal_tol: float | None = None):
         """Backtrack ``eta <- beta_b * eta`` until f(x0 - eta d) <= ref - c * eta * decrease,
-        with d = step_scale * direction.
+        with d = step_scale * direction. ``equal_tol`` (relative, e.g. the float32 eps): a
+        rejected trial with |f_new - ref| <= equal_tol * |ref| ends the search as failed
+        (module docstring).
 
-        Returns (accepted, eta, rejected_trials, f_new)."""
+        Returns (accepted, eta, rejected_trials, f_new); rejected_trials is max_backtracks for
+        a failed search (also one ended early: the fallback step is what is recorded)."""
         f_new = math.nan
+        st = self.state
         for t in range(max_backtracks):
             self._trial(params, x0, direction, eta * step_scale, foreach)
             rng.restore()
             f_new = self._forward(closure)  # the trial's one host read
             if f_new <= ref - c * eta * decrease:  # NaN compares False: rejected
                 return True, eta, t, f_new
+            if equal_tol is not None and abs(f_new - ref) <= equal_tol * abs(ref):
+                st["failed_forwards"] = st.get("failed_forwards", 0) + t + 1
+                st["equal_stops"] = st.get("equal_stops", 0) + 1
+                return False, eta, max_backtracks, f_new
             eta *= beta_b
+        st["failed_forwards"] = st.get("failed_forwards", 0) + max_backtracks
         return False, eta, max_backtracks, f_new
 
     def _fallback(self, params, x0, direction, step: float, foreach: bool) -> None:

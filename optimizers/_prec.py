@@ -10,6 +10,7 @@ from optimizers._base import RNGSnapshot, host_floats, sq_norm_and_dots
 from optimizers._linesearch import GRAD_TOL, LineSearchOptimizer
 
 SUFF_DECR = ("pp_norm", "grad_norm", "dir_der")
+READINGS = ("ada_sls", "dir_der", "released")
 
 
 class PrecLineSearch(LineSearchOptimizer):
@@ -19,7 +20,7 @@ class PrecLineSearch(LineSearchOptimizer):
     "polyak" (preconditioned Polyak step, optionally with backtrack memory)."""
 
     init_rule = "reset"
-    _global_hparams = ("betas", "eps", "c", "beta_b", "xi", "suff_decr", "n_batches_per_epoch",
+    _global_hparams = ("betas", "eps", "c", "beta_b", "xi", "suff_decr", "reading", "n_batches_per_epoch",
                        "init_step_size", "gamma", "reset_option", "eta_max", "c_p", "f_star",
                        "memory", "max_backtracks", "fallback_step", "foreach")
 
@@ -29,6 +30,14 @@ class PrecLineSearch(LineSearchOptimizer):
             raise ValueError("betas must lie in [0, 1)")
         if defaults["suff_decr"] not in SUFF_DECR:
             raise ValueError(f"suff_decr must be one of {SUFF_DECR}, got {defaults['suff_decr']!r}")
+        if defaults["reading"] is None:
+            # suff_decr's other values are options of the released code: they select its reading
+            defaults["reading"] = "ada_sls" if defaults["suff_decr"] == "pp_norm" else "released"
+        if defaults["reading"] not in READINGS:
+            raise ValueError(f"reading must be one of {READINGS}, got {defaults['reading']!r}")
+        if defaults["reading"] != "released" and defaults["suff_decr"] != "pp_norm":
+            # the consistent readings fix the test term; a silently ignored key would mislead
+            raise ValueError("suff_decr is an option of reading='released' only")
         if not (0 < defaults["beta_b"] < 1) or defaults["c"] <= 0 or not (0 <= defaults["xi"] <= 1):
             raise ValueError("need 0 < beta_b < 1, c > 0, 0 <= xi <= 1")
         defaults["betas"] = (float(b1), float(b2))
@@ -36,14 +45,14 @@ class PrecLineSearch(LineSearchOptimizer):
 
     def _extra_global(self) -> dict:
         return {"eta_prev": float(self.defaults.get("init_step_size") or 1.0), "polyak_step": 0.0,
-                "adam_step": 0, "memory_l": 0, "zh_q": 0.0, "zh_c": 0.0}
+                "adam_step": 0, "memory_l": 0, "zh_q": 0.0, "zh_c": 0.0, "descent_restarts": 0}
 
     # ------------------------------------------------------------ Adam direction
     def _adam_direction(self, params, grads, h, foreach, want_gd: bool):
         """The moment update, the Adam direction and its products, all on the device and not
         yet committed (the step may still be skipped once ||g|| is read).
 
-        Returns (u, scale, g2, pp, gd, pending): the Adam direction is d = scale * u,
+        Returns (u, gden, scale, g2, pp, gd, pending): gden = D^-1 g; the Adam direction is d = scale * u,
         u = m / D, D = sqrt(v / (1 - beta2^k)) + eps, scale = 1 / (1 - beta1^k) (folded into
         the step to save a pass over the weights); g2 = ||g||^2, pp = g^T D^-1 g and
         gd = g^T u (None unless ``want_gd``) are 0-dim float64 tensors (float64
@@ -90,7 +99,7 @@ class PrecLineSearch(LineSearchOptimizer):
                     gden.append(torch.div(g, den))
             g2, prods = sq_norm_and_dots(grads, [gden, u] if want_gd else [gden], foreach,
                                          nonneg=(True,))
-        return u, scale, g2, prods[0], prods[1] if want_gd else None, (k, m_new, v_new)
+        return u, gden, scale, g2, prods[0], prods[1] if want_gd else None, (k, m_new, v_new)
 
     def _spare_moments(self, p, m, v):
         """Loop path: the buffers the new moments of ``p`` are written into (the previous
@@ -114,13 +123,15 @@ class PrecLineSearch(LineSearchOptimizer):
             ps["exp_avg_sq"] = v
 
     # ------------------------------------------------------------ step
-    def _initial_step(self, h, f0, pp):
+    def _initial_step(self, h, f0, decrease):
+        """First trial; ``decrease`` is the reading's directional term (the Polyak step of the
+        linear model f - eta * decrease along the search direction)."""
         st = self.state
         if self.init_rule == "polyak":
             num = f0 - h["f_star"]
             if num < 0:
                 num = 1e-6  # reference: a negative numerator is replaced by 1e-6
-            polyak = num / (h["c_p"] * pp)
+            polyak = num / (h["c_p"] * decrease)
             st["polyak_step"] = polyak
             eta = polyak * h["beta_b"] ** st["memory_l"] if h.get("memory", False) else polyak
             return min(eta, h["eta_max"])
@@ -140,15 +151,16 @@ class PrecLineSearch(LineSearchOptimizer):
         rng = RNGSnapshot()
         loss = self._forward_backward(closure)
         params, grads = self._active()
-        want_gd = h["suff_decr"] == "dir_der"
+        reading = h.get("reading", "released")
+        want_gd = reading == "dir_der" or h["suff_decr"] == "dir_der"
         if params:
-            u, scale, g2_t, pp_t, gd_t, pending = self._adam_direction(params, grads, h, foreach,
-                                                                      want_gd)
+            u, gden, scale, g2_t, pp_t, gd_t, pending = self._adam_direction(params, grads, h,
+                                                                             foreach, want_gd)
         else:  # nothing received a gradient: ||g|| = 0 below, no step
-            u, scale, g2_t, pp_t, gd_t, pending = [], 1.0, 0.0, 0.0, 0.0, None
+            u, gden, scale, g2_t, pp_t, gd_t, pending = [], [], 1.0, 0.0, 0.0, 0.0, None
         # the step's one host read before the trials: loss, ||g||^2 and the products together
         f0, g2, pp, gd = host_floats(loss, g2_t, pp_t, gd_t if want_gd else 0.0)
-        gd = scale * gd
+        gd = scale * gd     # g^T d with d = D^-1 m_hat
 
         q_new = h["xi"] * st["zh_q"] + 1.0
         st["zh_c"] = (h["xi"] * st["zh_q"] * st["zh_c"] + f0) / q_new
@@ -160,17 +172,31 @@ class PrecLineSearch(LineSearchOptimizer):
             st["step_size"] = 0.0
             return loss
         self._commit_moments(params, pending)
-        decrease = {"pp_norm": pp, "grad_norm": g2, "dir_der": max(gd, 0.0)}[h["suff_decr"]]
-        eta = self._initial_step(h, f0, pp)
 
-        # trials w - eta * d = w - (eta * scale) * u; the test uses eta (the step along d)
+        # (search direction, its scale, test term, direction of the step taken)
+        if reading == "released":      # trials along d = D^-1 m_hat, test term per suff_decr
+            decrease = {"pp_norm": pp, "grad_norm": g2, "dir_der": max(gd, 0.0)}[h["suff_decr"]]
+            search, s_scale, final = u, scale, None
+            init_term = pp             # the released Polyak step always uses g^T D^-1 g
+        elif reading == "ada_sls":     # trials along D^-1 g with g^T D^-1 g, step along D^-1 m_hat
+            search, s_scale, decrease, final, init_term = gden, 1.0, pp, (u, scale), pp
+        elif gd > 0:                   # dir_der: trials along d with its derivative g^T d
+            search, s_scale, decrease, final, init_term = u, scale, gd, None, gd
+        else:                          # d is no descent direction: this step uses D^-1 g
+            st["descent_restarts"] = st.get("descent_restarts", 0) + 1
+            search, s_scale, decrease, final, init_term = gden, 1.0, pp, None, pp
+        eta = self._initial_step(h, f0, init_term)
+
         x0 = self._save_point(params, foreach)
-        ok, eta, bt, _ = self._armijo_search(closure, rng, params, x0, u, eta, ref, decrease,
+        ok, eta, bt, _ = self._armijo_search(closure, rng, params, x0, search, eta, ref, decrease,
                                              h["c"], h["beta_b"], h["max_backtracks"], foreach,
-                                             step_scale=scale)
+                                             step_scale=s_scale)
         if not ok:
             eta = h["fallback_step"]
-            self._fallback(params, x0, u, eta * scale, foreach)
+        if final is not None:          # ada_sls: the accepted eta moves along D^-1 m_hat
+            self._fallback(params, x0, final[0], eta * final[1], foreach)
+        elif not ok:
+            self._fallback(params, x0, search, eta * s_scale, foreach)
         if h.get("memory", False):
             st["memory_l"] = max(st["memory_l"] + bt - 1, 0)
         st["backtracks"] = bt
@@ -180,42 +206,76 @@ class PrecLineSearch(LineSearchOptimizer):
 
 
 PREC_DOC_COMMON = r"""
-    Direction (both prec methods; beta1 = 0.9, beta2 = 0.999, eps = 1e-8, k = step count):
+    Moments (both prec methods; beta1 = 0.9, beta2 = 0.999, eps = 1e-8, k = step count):
         m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g^2
-        D = sqrt(v / (1 - beta2^k)) + eps,  d = (m / (1 - beta1^k)) / D
-    Trials w - eta d on the same minibatch; sufficient decrease (``suff_decr``):
-        f_B(w - eta d) <= ref - c * eta * g^T D^{-1} g        ("pp_norm", default)
-    ("grad_norm": ||g||^2; "dir_der": max(g^T d, 0), the true directional derivative).
+        D = sqrt(v / (1 - beta2^k)) + eps,  d = (m / (1 - beta1^k)) / D = D^-1 m_hat
+    Every trial is evaluated on the same minibatch as g.
 
-    Choice of the directional term. With momentum, d = D^{-1} m_hat is not D^{-1} g, so
-    -g^T D^{-1} g is *not* the directional derivative of f_B along -d (that is -g^T d). The
-    reference code intends the "pp_armijo" norm g^T D^{-1} g (its default
-    ``suff_decr="pp_norm"``), and so do we: it is always >= 0 and equals g^T d when
-    beta1 = 0. When the momentum direction is poorly aligned with g (g^T d < c g^T D^-1 g),
-    no small step satisfies the test; the search then runs to ``max_backtracks`` and the
-    fallback step w - 1e-6 d is taken, which shows up as 100 backtracks in the log.
+    Readings (``reading``). With momentum d = D^-1 m_hat is not D^-1 g, so a test that moves
+    along d but asks for the decrease c eta g^T D^-1 g is not an Armijo test of the trial
+    direction (the directional derivative of f_B along -d is -g^T d). Three readings:
 
-    Two bugs make the released reference (leonardogalli91/PoNoS, ``sls_ada*``) crash; we
-    implement the intended algorithm:
-    1. the shared search calls ``try_sgd_precond_update(..., momentum=self.momentum2)`` but
-       no class defines ``momentum2`` (AttributeError on every step, also without search).
-       Fix: the trial point uses the momentum direction with beta1 = ``betas[0]`` = 0.9,
-       i.e. m_hat/(sqrt(v_hat)+eps), as the configs (``momentum=0.9``) intend;
-    2. with the default ``suff_decr="pp_norm"`` the code calls
-       ``get_pp_norm(pp_norm_method="pp_norm")``, which only knows 'pp_armijo', 'adam',
-       'dir_der', 'pp_lipschitz' and raises ValueError. Fix: "pp_norm" means the
-       'pp_armijo' norm g^T D^{-1} g.
+    * ``"ada_sls"`` (default; Vaswani, Kunstner, Laradji, Meng, Schmidt & Lacoste-Julien 2020,
+      ada_sls ``AdaSLS``): trials w - eta D^-1 g with the test
+      f_B(w - eta D^-1 g) <= ref - c eta g^T D^-1 g (the true directional derivative of the
+      trial direction), then the step w - eta D^-1 m_hat with the accepted eta (no forward
+      at that point; the Polyak first trial (PoNoS_prec) uses g^T D^-1 g, the term of
+      the searched direction). With beta1 = 0 it is the released reading.
+    * ``"dir_der"``: trials w - eta d along the momentum direction with the test term
+      g^T d (its directional derivative; Polyak first trial (f - f*)/(c_p g^T d)). When
+      g^T d <= 0, d is not a descent direction and no eta can pass; that step restarts with
+      d = D^-1 g and g^T D^-1 g (it is then the ada_sls trial, and the step is taken along
+      D^-1 g); ``descent_restarts`` counts these steps.
+    * ``"released"``: the repair of the released PoNoS code (below): trials along d with
+      the test term of ``suff_decr`` ("pp_norm": g^T D^-1 g, default; "grad_norm": ||g||^2;
+      "dir_der": max(g^T d, 0)). Internally inconsistent with "pp_norm": on the quick
+      Tiny Shakespeare LM g^T d / g^T D^-1 g has median 0.075 and is below c = 0.1 on 64%
+      of steps, where no small step can pass; a monotone search (SLS_prec) then runs to
+      ``max_backtracks`` and takes the 1e-6 fallback step. Kept because the existing
+      comparisons with the reference code run it. ``reading=None`` (the constructors'
+      default) means "ada_sls", or "released" when ``suff_decr`` is not "pp_norm".
 
-    Other deliberate differences: moments are updated once per step before the search
-    (trials do not touch them); no step and no moment update when ||g|| < 1e-8; the
-    current point is kept in place (no deepcopy); RNG saved/restored instead of
+    Step sizes are in Adam units: the step is eta times D^-1 m_hat (or D^-1 g), which is how
+    Adam's lr multiplies m_hat / (sqrt(v_hat) + eps); ``eta_max`` = 0.01 therefore caps the
+    step where Adam with lr 0.01 steps. The released configs use eta_max = 10.
+
+    Which reading did the paper's transformer runs use? As released the code cannot run: (1)
+    the shared search calls ``try_sgd_precond_update(..., momentum=self.momentum2)`` and no
+    class defines ``momentum2`` (AttributeError on every step); (2) the default
+    ``suff_decr="pp_norm"`` reaches ``get_pp_norm``'s ``raise ValueError`` (only
+    'pp_armijo', 'adam', 'dir_der', 'pp_lipschitz' exist). The runs must have used a version
+    that defined ``momentum2``. Most likely ``momentum2`` = ``momentum`` = 0.9, i.e. the
+    "released" reading: the PoNoS search keeps the accepted trial as the iterate (no
+    separate final update, unlike ada_sls), so with ``momentum2`` = 0 m would never enter a
+    step and the configs' ``momentum=0.9`` would be dead; and "pp_norm" most plausibly meant
+    the 'pp_armijo' norm (the same function computes the Polyak denominator with it). The
+    repair therefore implies that the published PoNoS_prec is the inconsistent reading;
+    that the paper saw no failure is plausible because its Zhang-Hager reference (xi = 1:
+    the mean of all past losses) lies above the current loss when the loss falls, so the
+    test f <= ref - c eta g^T D^-1 g passes on the slack ref - f even when g^T d is small.
+    The other repair (``momentum2`` = 0: trials and step along D^-1 g, plain RMSprop
+    directions) is the ada_sls search without its momentum step; it is not offered. This is
+    inference from the code, not stated by the authors.
+
+    Backtrack memory (``memory``, PoNoS_prec only; reference ``reset_option=213``): the
+    first trial is the Polyak step times beta_b^{l_k}, l_{k+1} = max(l_k + backtracks - 1, 0),
+    instead of restarting at the Polyak step every step (reference 200, default). SLS_prec's
+    reset rules already start from the last accepted step (options 0, 1, 11).
+
+    Other deliberate differences from the released code: moments are updated once per step
+    before the search (trials do not touch them); no step and no moment update when
+    ||g|| < 1e-8; the fallback step is taken along the reading's step direction (the
+    released code falls back to plain SGD, w - 1e-6 g); the Polyak denominator has no
+    + 1e-8; the current point is kept in place (no deepcopy); RNG saved/restored instead of
     wall-clock reseeding (see ``optimizers/_linesearch.py``, also for BatchNorm);
     ||g||^2, g^T D^-1 g and g^T d are accumulated in float64 and read on the host together
     with the loss in one transfer (one host read per closure evaluation).
 
-    State: ``step_size``, ``backtracks``, ``n_forwards``, ``n_backwards``, ``polyak_step``,
-    ``adam_step`` (k), ``eta_prev``, ``memory_l``, ``zh_q``, ``zh_c``; per parameter
-    ``exp_avg`` (m), ``exp_avg_sq`` (v). One global step for all param groups.
-    Cost: 1 backward, 2 + backtracks forwards, 2 parameter-sized moment buffers plus 2
-    spares the new moments are written into (swapped in when the step is taken).
+    State: ``step_size``, ``backtracks``, ``n_forwards``, ``n_backwards``, ``failed_forwards``,
+    ``polyak_step``, ``adam_step`` (k), ``eta_prev``, ``memory_l``, ``zh_q``, ``zh_c``,
+    ``descent_restarts``; per parameter ``exp_avg`` (m), ``exp_avg_sq`` (v). One global step
+    for all param groups.
+    Cost: 1 backward, 2 + backtracks forwards (ada_sls: plus one pass over the weights for
+    the step), 2 parameter-sized moment buffers plus 2 spares the new moments are written
+    into (swapped in when the step is taken).
 """

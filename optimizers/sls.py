@@ -36,7 +36,15 @@ class SLS(LineSearchOptimizer):
       once eta == eta_max); when only the second holds eta <- max(beta_b * eta, 1e-8).
       Requires c < 1/2 (otherwise both can fail).
     * at most ``max_backtracks`` = 100 trials; if none is accepted the step
-      w - ``fallback_step`` * g (1e-6) is applied;
+      w - ``fallback_step`` * g (1e-6) is applied; the trial forwards of such failed
+      searches are counted in ``failed_forwards`` (cumulative);
+    * ``stop_on_equal`` (off by default; a deviation from the SLS and PoNoS papers, whose
+      searches always run to the trial limit): an Armijo trial whose loss equals f_B(w) to the
+      loss dtype's resolution, |f_trial - f_B(w)| <= eps(dtype) |f_B(w)| (float32: 1.2e-7),
+      ends the search as failed after that trial (fallback step; ``equal_stops`` counts
+      them). This is the late-training collapse of the monotone search: the minibatch loss is
+      at its float32 floor, shorter trials return the same rounded loss and all 100 trials
+      are rejected. Off, the step is bit for bit the reference's;
     * no step when ||g|| < 1e-8.
 
     Defaults (reference code ``sls.Sls``): c=0.1, beta_b=0.9, gamma=2, init_step_size=1,
@@ -45,7 +53,7 @@ class SLS(LineSearchOptimizer):
     Cost: 1 backward and 2 + backtracks forwards per step (1 + trials). State (string keys
     of ``self.state``): ``step_size`` (step applied: accepted eta, ``fallback_step`` or 0 when
     skipped), ``eta_prev`` (what the reset rule starts from), ``n_forwards``, ``n_backwards``,
-    ``backtracks`` (rejected trials of the last step).
+    ``backtracks`` (rejected trials of the last step), ``failed_forwards``, ``equal_stops``.
 
     Param groups: ONE search per step over all parameters of all groups (g and ||g||^2 are
     global, every trial moves every parameter, one step size); the search hyper-parameters
@@ -86,12 +94,13 @@ class SLS(LineSearchOptimizer):
 
     _global_hparams = ("n_batches_per_epoch", "init_step_size", "c", "beta_b", "gamma",
                        "reset_option", "eta_max", "line_search_fn", "beta_f",
-                       "max_backtracks", "fallback_step", "foreach")
+                       "max_backtracks", "fallback_step", "stop_on_equal", "foreach")
 
     def __init__(self, params, n_batches_per_epoch: float | None = 500, init_step_size: float = 1.0,
                  c: float = 0.1, beta_b: float = 0.9, gamma: float = 2.0, reset_option: int = 1,
                  eta_max: float = 10.0, line_search_fn: str = "armijo", beta_f: float = 2.0,
-                 max_backtracks: int = 100, fallback_step: float = 1e-6, foreach: bool | None = None):
+                 max_backtracks: int = 100, fallback_step: float = 1e-6, stop_on_equal: bool = False,
+                 foreach: bool | None = None):
         if n_batches_per_epoch is None:
             n_batches_per_epoch = 500
         if reset_option not in RESET_OPTIONS:
@@ -100,12 +109,14 @@ class SLS(LineSearchOptimizer):
             raise ValueError(f"line_search_fn must be 'armijo' or 'goldstein', got {line_search_fn!r}")
         if line_search_fn == "goldstein" and not c < 0.5:
             raise ValueError("the Goldstein search needs c < 1/2")
+        if stop_on_equal and line_search_fn != "armijo":
+            raise ValueError("stop_on_equal is implemented for the Armijo search only")
         if not (0 < beta_b < 1) or c <= 0 or init_step_size <= 0 or n_batches_per_epoch <= 0:
             raise ValueError("need 0 < beta_b < 1, c > 0, init_step_size > 0, n_batches_per_epoch > 0")
         defaults = dict(n_batches_per_epoch=float(n_batches_per_epoch), init_step_size=init_step_size,
                         c=c, beta_b=beta_b, gamma=gamma, reset_option=reset_option, eta_max=eta_max,
                         line_search_fn=line_search_fn, beta_f=beta_f, max_backtracks=max_backtracks,
-                        fallback_step=fallback_step, foreach=foreach)
+                        fallback_step=fallback_step, stop_on_equal=bool(stop_on_equal), foreach=foreach)
         super().__init__(params, defaults)
 
     def _extra_global(self) -> dict:
@@ -139,10 +150,15 @@ class SLS(LineSearchOptimizer):
             return loss
         x0 = self._save_point(params, foreach)
         if h["line_search_fn"] == "armijo":
+            # resolution of the loss as computed (float32 model: 1.2e-7), not of the float64 test
+            tol = torch.finfo(loss.dtype).eps if h.get("stop_on_equal") else None
             ok, eta, bt, _ = self._armijo_search(closure, rng, params, x0, grads, eta, f0, g2,
-                                                 h["c"], h["beta_b"], h["max_backtracks"], foreach)
+                                                 h["c"], h["beta_b"], h["max_backtracks"], foreach,
+                                                 equal_tol=tol)
         else:
             ok, eta, bt = self._goldstein(closure, rng, params, x0, grads, eta, f0, g2, h, foreach)
+            if not ok:
+                st["failed_forwards"] = st.get("failed_forwards", 0) + bt
         if not ok:
             eta = h["fallback_step"]
             self._fallback(params, x0, grads, eta, foreach)

@@ -2,6 +2,9 @@
 
     python -m scripts.claims [--results results] [--figures a,b] [--no-plot]
 
+A figure's runs are those of its manifest (results/manifests/<figure>.json) when there is one,
+else the runs recorded with its figure tag (``Store.runs``: a hand-typed or SLURM sweep of
+``experiment=<figure>`` needs no manifest).
 Collects the store first (``--no-collect`` uses the index as it is), then prints the claims
 table, writes results/claims.json and results/claims.md, and exits 1 when a claim FAILs, a
 figure is INCOMPLETE (its manifest lists runs that the index lacks: missing, unfinished or
@@ -89,8 +92,8 @@ def run_checks(results, figs, plot: bool = True) -> list[dict]:
                          "status": "ERROR"})
             continue
         if man is None or n == 0:
-            rows.append({"figure": fig, "claim": mod.TITLE, "measured": "no runs in the store (run its preset first)",
-                         "status": "NO DATA"})
+            rows.append({"figure": fig, "claim": mod.TITLE, "measured": "no runs in the store: no manifest and no run "
+                         f"recorded with figure={fig} (run its preset first)", "status": "NO DATA"})
             continue
         if len(missing) == n:         # planned, but none of its runs is in the store: nothing to plot
             rows.append(incomplete_row(fig, n, missing))

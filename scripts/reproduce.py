@@ -5,14 +5,16 @@ collect the store, plot, check the claims, write results/report.html.
 
 ``auto`` is ``full`` when a CUDA device is present and ``quick`` otherwise. On CPU the jobs
 of a sweep run in parallel, one per core with one torch thread each (Hydra's joblib
-launcher; every run is its own process, so the numbers equal a sequential run's); with CUDA
-they run one at a time on the GPU. A sweep whose
-runs are all DONE is not started at all, so a second call right after the first only
-re-collects and re-plots.
+launcher; every run is its own process, so the numbers equal a sequential run's); with k
+GPUs, k jobs run in parallel, one per GPU (job i of the launch order gets cuda:(i mod k) and
+holds it: ``hydra.sweeper.devices``). The sweeper launches the longest jobs first. A sweep
+whose runs are all DONE is not started at all, and collect reads only new or changed run
+folders, so a second call right after the first only re-checks the claims.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -26,11 +28,23 @@ from scripts import claims, collect, report
 from scripts.figures import FIGURES, available
 
 
+_GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/gpus", "/dev/dxg", "/dev/kfd")
+
+
+@functools.lru_cache(maxsize=None)
+def _gpus() -> int:
+    """CUDA devices of this machine (0 without CUDA). Without any GPU device node (NVIDIA,
+    WSL, ROCm) torch is not imported: it costs 1-2 s, most of a re-run that has nothing to do."""
+    if not any(os.path.exists(p) for p in _GPU_NODES):
+        return 0
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def _profile(name: str) -> str:
     if name != "auto":
         return name
-    import torch
-    return "full" if torch.cuda.is_available() else "quick"
+    return "full" if _gpus() else "quick"
 
 
 def write_manifest(results: Path, fig: str, profile: str, jobs, conf_hash: str | None = None) -> None:
@@ -73,8 +87,10 @@ def plan_figure(fig: str, profile: str, results: Path, extra: list[str]) -> tupl
     return overrides, key, len(jobs), done
 
 
-def run_figure(fig: str, profile: str, results: Path, n_jobs: int, extra: list[str]) -> tuple[int, int]:
-    """Run the preset sweep of one figure; returns (jobs, jobs that were already DONE)."""
+def run_figure(fig: str, profile: str, results: Path, n_jobs: int, extra: list[str],
+               gpus: int = 0) -> tuple[int, int]:
+    """Run the preset sweep of one figure; returns (jobs, jobs that were already DONE).
+    ``gpus`` > 0: the parallel jobs are spread over that many GPUs, one job per GPU."""
     overrides, key, n, done = plan_figure(fig, profile, results, extra)
     if done == n:
         print(f"[{fig}] all {n} runs already DONE, sweep not started")
@@ -83,6 +99,8 @@ def run_figure(fig: str, profile: str, results: Path, n_jobs: int, extra: list[s
     cmd = [sys.executable, "-m", "experiments.train", "-m", *overrides]
     if n_jobs > 1:
         cmd += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"]
+        if gpus > 0:
+            cmd += [f"hydra.sweeper.devices={gpus}"]
     t0 = time.time()
     proc = subprocess.run(cmd, env={**os.environ, "RESULTS_DIR": str(results)})
     if _conf_hash(overrides) != key:
@@ -103,17 +121,21 @@ def main(argv=None) -> int:
     ap.add_argument("--figures", default="all", help="comma-separated figure ids, or 'all'")
     ap.add_argument("--results", default=os.environ.get("RESULTS_DIR", "results"))
     ap.add_argument("--jobs", type=int, default=None,
-                    help="parallel jobs per sweep (default: one per CPU core without CUDA, 1 with CUDA)")
+                    help="parallel jobs per sweep (default: one per CPU core without CUDA, one per GPU with it)")
     ap.add_argument("--no-run", action="store_true", help="only collect, plot, check and report")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every sweep (e.g. device=cpu)")
     args = ap.parse_args(argv)
     t0 = time.time()
     profile = _profile(args.profile)
-    import torch
-    cuda = torch.cuda.is_available()
-    jobs = args.jobs or (1 if cuda else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                         else os.cpu_count() or 1))
-    if not cuda and "OMP_NUM_THREADS" not in os.environ:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    gpus = 0 if args.no_run else _gpus()
+    cuda = gpus > 0
+    jobs = args.jobs or (gpus if cuda else cores)
+    if cuda:
+        print(f"CUDA: {gpus} GPU(s), {jobs} parallel job(s), one per GPU")
+        if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+            os.environ["OMP_NUM_THREADS"] = str(max(1, cores // jobs))
+    if not cuda and not args.no_run and "OMP_NUM_THREADS" not in os.environ:
         # Several torch threads per run oversubscribe the cores (measured: an MNIST epoch 3.5 s
         # with 1 thread, 17.8 s with 2 while another process ran): one thread per job, one job
         # per core. Set OMP_NUM_THREADS to change.
@@ -135,12 +157,12 @@ def main(argv=None) -> int:
                 _, _, n, done = plan_figure(fig, profile, results, args.overrides)
                 print(f"[{fig}] {done} of {n} runs DONE")
             else:
-                run_figure(fig, profile, results, jobs, args.overrides)
+                run_figure(fig, profile, results, jobs, args.overrides, gpus=gpus if jobs > 1 else 0)
         except Exception as e:  # one figure's failure must not lose the others
             print(f"[{fig}] could not {'plan' if args.no_run else 'run'}: {e}")
             failed.append(fig)
     try:
-        collect.collect(results)
+        collect.collect(results, load=False)      # incremental: only new or changed run folders
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -8,13 +8,24 @@ import numpy as np
 import pandas as pd
 
 
-def write_store(root: Path, figure: str, runs: list[dict]) -> Path:
+def write_store(root: Path, figure: str, runs: list[dict], manifest: bool = True, profile: str = "quick") -> Path:
     """runs: dicts with run_id, method (default: the optimizer choice), choices {group: choice},
     columns {index column: value} and
-    curves {(split, metric, group): (steps, values)} (x axes derived from the steps)."""
+    curves {(split, metric, group): (steps, values)} (x axes derived from the steps).
+    Each index row is tagged as a run records itself (``figure``, ``method``, ``profile.name``;
+    ``columns`` may override them). ``manifest``: write manifests/<figure>.json; without it the
+    figure's runs are selected by query, and runs/<id>/config.json holds each run's choices and
+    ``environment`` as the trainer records them (only then: ``scripts.claims.main`` re-collects a
+    store that has runs/, and these folders have no DONE)."""
     rows, curves, jobs = [], [], []
     for r in runs:
-        rows.append({"run_id": r["run_id"], "config_id": r["run_id"], **r["columns"]})
+        tags = {"figure": figure, "method": r.get("method", r["choices"].get("optimizer")), "profile.name": profile}
+        rows.append({"run_id": r["run_id"], "config_id": r["run_id"], **tags, **r["columns"]})
+        if not manifest:
+            run_dir = root / "runs" / r["run_id"]
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(json.dumps({"run_id": r["run_id"], "choices": r["choices"],
+                                                             "environment": r.get("environment", {})}))
         jobs.append({"run_id": r["run_id"], "overrides": [], "choices": r["choices"],
                      "method": r.get("method", r["choices"].get("optimizer"))})
         n = r.get("n", 100)
@@ -28,7 +39,8 @@ def write_store(root: Path, figure: str, runs: list[dict]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_parquet(root / "index.parquet")
     pd.concat(curves, ignore_index=True).to_parquet(root / "curves.parquet")
-    (root / "manifests").mkdir(exist_ok=True)
-    (root / "manifests" / f"{figure}.json").write_text(json.dumps({"figure": figure, "profile": "quick",
-                                                                     "jobs": jobs}))
+    if manifest:
+        (root / "manifests").mkdir(exist_ok=True)
+        (root / "manifests" / f"{figure}.json").write_text(json.dumps({"figure": figure, "profile": profile,
+                                                                         "jobs": jobs}))
     return root

@@ -246,3 +246,60 @@ def test_values_below_the_floor_are_masked_not_clipped(monkeypatch, tmp_path, fi
         assert not (len(y) > 3 and np.all(y[-3:] == floor)), line.get_label()
         masked += int(np.isnan(y).any())
     assert masked, f"{fig_id}: the store goes below {floor:g} but no line ends there"
+
+
+# ----------------------------------------------------------------------------- run selection
+def _tagged(run_id, figure="overparam_sgd", profile="quick", finished="2026-01-01T00:00:00", method="sgd_const"):
+    return {"run_id": run_id, "method": method, "choices": {"optimizer": "sgd", "task": "lstsq"},
+            "columns": {"figure": figure, "profile.name": profile, "summary.finished": finished, "level": 2.0,
+                        "summary.status": "completed"},
+            "curves": {("train", "subopt", -1): ([0, 10], [1.0, 0.1])}}
+
+
+def test_without_a_manifest_the_runs_are_selected_by_query_on_the_figure_tag(tmp_path):
+    runs = [_tagged("a"), _tagged("b", method="sgd_theory"), _tagged("other", figure="acceleration"),
+            _tagged("old_full", profile="full", finished="2025-01-01T00:00:00")]
+    store = Store(write_store(tmp_path, "overparam_sgd", runs, manifest=False))
+    assert not (tmp_path / "manifests").exists()
+    sel = store.runs("overparam_sgd")
+    # the figure's tag, and one profile: the one of the run finished last (quick, not the older full run)
+    assert sorted(sel.run_id) == ["a", "b"]
+    assert dict(zip(sel.run_id, sel.method)) == {"a": "sgd_const", "b": "sgd_theory"}
+    assert set(sel["choice.task"]) == {"lstsq"}            # the choices come from each run's config.json
+    man = store.manifest("overparam_sgd")
+    assert man["selected_by"] == "query" and man["profile"] == "quick" and man["other_profiles"] == {"full": 1}
+    assert "selected by query" in store.selection("overparam_sgd") and "1 runs of profile full" in \
+        store.selection("overparam_sgd")
+    assert store.manifest("sls_deep") is None and store.runs("sls_deep").empty
+
+
+def test_a_manifest_pins_the_selection(tmp_path):
+    write_store(tmp_path, "overparam_sgd", [_tagged("a")])            # the manifest names only a
+    store = Store(write_store(tmp_path / "other", "overparam_sgd", [_tagged("a"), _tagged("b")], manifest=False))
+    (store.dir / "manifests").mkdir()
+    (store.dir / "manifests" / "overparam_sgd.json").write_text((tmp_path / "manifests" / "overparam_sgd.json").read_text())
+    assert list(store.runs("overparam_sgd").run_id) == ["a"]
+    assert "pinned by manifests/overparam_sgd.json" in store.selection("overparam_sgd")
+
+
+def test_a_hand_typed_multirun_reaches_its_figure_and_claims(tmp_path):
+    """The README's 'a figure's preset' command (kept to 2 runs of 100 steps: one level, one seed), then scripts.claims
+    alone: no manifest, the runs are found by their figure tag, plotted and checked."""
+    import json
+    import os
+    from scripts import claims
+    env = {**os.environ, "RESULTS_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "experiments.train", "-m", "experiment=overparam_sgd", "profile=quick",
+                        "train.epochs=1", "sweep.product.level=[2]", "sweep.seed=[0]", f"hydra.sweep.dir={tmp_path / 'hydra'}"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    made = sorted(d.name for d in (tmp_path / "runs").iterdir())
+    assert len(made) == 2 and not (tmp_path / "manifests").exists()
+    claims.main(["--results", str(tmp_path), "--figures", "overparam_sgd"])
+    rows = json.loads((tmp_path / "claims.json").read_text())
+    assert rows and not any(r["status"] in ("NO DATA", "INCOMPLETE", "ERROR") for r in rows), rows
+    assert any("d/n=2" in r["measured"] for r in rows), rows
+    assert (tmp_path / "figures" / "overparam_sgd.png").exists()
+    store = Store(tmp_path)
+    assert sorted(store.runs("overparam_sgd").run_id) == made
+    assert set(store.runs("overparam_sgd").method) == {"sgd_const", "sgd_theory"}

@@ -16,7 +16,24 @@ def _info(**kw):
     return {**base, **kw}
 
 
-def _conv_store(tmp_path, stall_const=True):
+SEEDS = (0, 1, 2)
+
+
+def _seeded(runs, factors=(1.0, 1.05, 0.95)):
+    """Three seeds of every run: the same curves times a seed factor from the first step on (the
+    figures divide by the value at k = 0, which is kept), run ids and the ``seed`` column per seed.
+    ``factors`` may be a dict {run_id: per-seed factors}."""
+    out = []
+    for r in runs:
+        f = factors.get(r["run_id"], (1.0, 1.05, 0.95)) if isinstance(factors, dict) else factors
+        for s in SEEDS:
+            curves = {k: (v[0], np.r_[v[1][:1], np.asarray(v[1][1:]) * f[s]]) for k, v in r["curves"].items()}
+            out.append({**r, "run_id": f"{r['run_id']}_s{s}", "curves": curves,
+                        "columns": {**r["columns"], "seed": s}})
+    return out
+
+
+def _conv_store(tmp_path, stall_const=True, dec_factors=(1.0, 1.05, 0.95)):
     k = np.arange(0, 6001, 50)
     x = k / N
     curves = {
@@ -26,55 +43,94 @@ def _conv_store(tmp_path, stall_const=True):
         "sgd_decreasing": 1 / (1 + x) ** 1.5,
         "sgd_const": 0.2 + 0 * x if stall_const else 10 ** (-x / 5),
     }
-    runs = [{"run_id": f"r{i}", "method": c, "choices": {"optimizer": c}, "columns": _info(), "n": N,
-             "curves": {("train", "subopt", -1): (k, y)}} for i, (c, y) in enumerate(curves.items())]
-    return Store(write_store(tmp_path / "s", "convergence_rates", runs))
+    runs = [{"run_id": c, "method": c, "choices": {"optimizer": c}, "columns": _info(), "n": N,
+             "curves": {("train", "subopt", -1): (k, y)}} for c, y in curves.items()]
+    return Store(write_store(tmp_path / "s", "convergence_rates", _seeded(runs, {"sgd_decreasing": dec_factors})))
 
 
 def test_convergence_rates_renders_and_checks(tmp_path):
     store = _conv_store(tmp_path)
     paths = convergence_rates.plot(store, tmp_path / "fig")
     assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
-    assert [c.status for c in convergence_rates.check(store)] == ["PASS", "PASS", "PASS"]
+    claims = convergence_rates.check(store)
+    assert [c.status for c in claims] == ["PASS"] * 5, [c.measured for c in claims]
+    assert all("over 3 seeds" in c.measured for c in claims)
     bad = _conv_store(tmp_path / "b", stall_const=False)
-    assert [c.status for c in convergence_rates.check(bad)][2] == "FAIL"
+    statuses = [c.status for c in convergence_rates.check(bad)]
+    assert statuses[3] == "FAIL" and statuses[4] == "FAIL"    # const SGD converges: no floor, not above it
 
 
-def _overparam_store(tmp_path):
+def test_convergence_rates_paired_effect_within_seed_noise_is_not_pass(tmp_path):
+    """Relative to k = 0, decreasing-step SGD ends at 61^-1.5 = 0.0021 x seed factor, constant-step SGD
+    at 1 x (1, 1.05, 0.95): with factors (200, 400, 600) the seed-2 run (1.26) ends above constant SGD of
+    its seed (0.95), although the median of the decreasing runs (0.84) is below the median constant one."""
+    claims = convergence_rates.check(_conv_store(tmp_path, dec_factors=(200.0, 400.0, 600.0)))
+    assert claims[3].status == "FAIL" and "2 of 3 seeds show it" in claims[3].measured
+
+
+def _overparam_store(tmp_path, theory_rate=0.9995, factors=(1.0, 1.05, 0.95)):
     runs = []
     k = np.arange(0, 3001, 10)
     for i, ratio in enumerate([0.5, 2.0]):
         interp = ratio >= 1
         for c in ("sgd_const", "sgd_theory"):
-            y = 0.9995 ** k if c == "sgd_theory" else (1e-3 + 0 * k if not interp else 10 ** (-k / 100))
+            y = theory_rate ** k if c == "sgd_theory" else (1e-3 + 0 * k if not interp else 10 ** (-k / 100))
             runs.append({"run_id": f"r{i}{c[-5:]}", "method": c, "choices": {"optimizer": c},
                          "columns": {**_info(**{"summary.data_info.interpolates": interp}), "dataset.d_over_n": ratio},
                          "curves": {("train", "subopt", -1): (k, y)}})
-    return Store(write_store(tmp_path / "s", "overparam_sgd", runs))
+    return Store(write_store(tmp_path / "s", "overparam_sgd", _seeded(runs, factors)))
 
 
 def test_overparam_sgd_renders_and_checks(tmp_path):
     store = _overparam_store(tmp_path)
     assert overparam_sgd.plot(store, tmp_path / "fig")[0].exists()
-    # bound (1 - 0.01/2)^k = 0.995^k is above 0.9995^k? no: 0.9995^k decays slower -> outside the bound
+    # bound (1 - 0.01/2)^k = 0.995^k decays faster than 0.9995^k: the theory run is outside the bound
     statuses = [c.status for c in overparam_sgd.check(store)]
-    assert statuses == ["PASS", "PASS", "FAIL"]
+    assert statuses == ["PASS", "PASS", "PASS", "FAIL"]
+    # 0.994^k is inside 0.995^k at every k > 0 in seeds 0 and 2, but seed 1 is 5% above it at k = 10
+    # (0.994^10 * 1.05 / 0.995^10 = 1.04 > 1.01): the seed rule does not pass it
+    claims = overparam_sgd.check(_overparam_store(tmp_path / "b", theory_rate=0.994))
+    assert claims[3].status == "FAIL" and "2 of 3 seeds show it" in claims[3].measured
+    claims = overparam_sgd.check(_overparam_store(tmp_path / "c", theory_rate=0.994, factors=(1.0, 1.0, 0.95)))
+    assert claims[3].status == "PASS"
 
 
-def _accel_store(tmp_path, sgd_power=1.0, acc_power=0.5):
+def _accel_store(tmp_path, sgd_power=1.0, acc_power=0.5, rho_power=1.0, jitter=(1.0, 1.1, 0.9)):
+    """Iterations to the tolerance = 5 kappa^p (rho_b / 2)^rho_power, times a per-seed factor, on a kappa
+    ladder at rho_b = 2 and a rho_b ladder at kappa = 100 (the quick grid's shape)."""
     runs = []
-    for i, kappa in enumerate([10, 100, 1e3, 1e4, 1e5]):
+    points = [(kappa, 2.0) for kappa in (10, 100, 1e3, 1e4)] + [(100, rho) for rho in (4.0, 8.0, 16.0, 32.0)]
+    for i, (kappa, rho) in enumerate(points):
         for c, p in (("sgd_theory", sgd_power), ("accel_sgd", acc_power)):
-            reach = int(5 * kappa ** p)
-            k = np.unique(np.r_[0, np.geomspace(1, 3 * reach, 200).astype(int)])
-            y = np.where(k < reach, 1.0, 1e-6)
-            runs.append({"run_id": f"{c}{i}", "method": c, "choices": {"optimizer": c}, "columns": {"dataset.kappa": kappa},
-                         "curves": {("train", "subopt", -1): (k, y)}})
+            for s in SEEDS:
+                # the seed factor grows with kappa for accelerated SGD in seed 2 only when asked
+                f = jitter[s] if not callable(jitter) else jitter(s, kappa)
+                reach = int(5 * kappa ** p * (rho / 2) ** rho_power * f)
+                k = np.unique(np.r_[0, np.geomspace(1, 3 * reach, 400).astype(int)])
+                y = np.where(k < reach, 1.0, 1e-6)
+                runs.append({"run_id": f"{c}{i}_s{s}", "method": c, "choices": {"optimizer": c},
+                             "columns": {"dataset.kappa": kappa, "summary.data_info.rho_b": rho, "seed": s},
+                             "curves": {("train", "subopt", -1): (k, y)}})
     return Store(write_store(tmp_path / "s", "acceleration", runs))
 
 
-@pytest.mark.parametrize("sgd_power,acc_power,expect", [(1.0, 0.5, ["PASS", "PASS"]), (1.0, 1.0, ["PASS", "FAIL"])])
-def test_acceleration_slopes(tmp_path, sgd_power, acc_power, expect):
-    store = _accel_store(tmp_path, sgd_power, acc_power)
+@pytest.mark.parametrize("sgd_power,acc_power,rho_power,expect", [
+    (1.0, 0.5, 1.0, ["PASS", "PASS", "PASS", "PASS"]),
+    (1.0, 1.0, 1.0, ["PASS", "FAIL", "PASS", "PASS"]),
+    (1.0, 0.5, 0.5, ["PASS", "PASS", "FAIL", "FAIL"]),     # the talk table's sqrt(rho kappa): not the 2019 rate
+])
+def test_acceleration_slopes(tmp_path, sgd_power, acc_power, rho_power, expect):
+    store = _accel_store(tmp_path, sgd_power, acc_power, rho_power)
     assert acceleration.plot(store, tmp_path / "fig")[0].exists()
-    assert [c.status for c in acceleration.check(store)] == expect
+    claims = acceleration.check(store)
+    assert [c.status for c in claims] == expect, [c.measured for c in claims]
+    assert "over kappa 10..10000" in claims[0].measured and "over rho_b 2..32" in claims[2].measured
+
+
+def test_acceleration_one_seed_off_is_not_pass(tmp_path):
+    """Seed 2's accelerated iterations grow like kappa^0.75 (factor kappa^0.25 / 10^0.25): the median
+    slope over seeds is still 0.5, the worst seed's is not."""
+    jitter = lambda s, kappa: (kappa / 10) ** 0.25 if s == 2 else 1.0  # noqa: E731
+    claims = acceleration.check(_accel_store(tmp_path, jitter=jitter))
+    assert claims[1].status == "FAIL" and "2 of 3 seeds show it" in claims[1].measured
+    assert "median 0.51" in claims[1].measured          # 5 kappa^0.5, rounded to whole iterations

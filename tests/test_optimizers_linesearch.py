@@ -184,6 +184,7 @@ def test_sls_fallback_after_100_rejections_and_skip_on_zero_gradient():
     torch.testing.assert_close(LSQ.flat(params), w0 - 1e-6 * g, rtol=1e-13, atol=1e-15)
     assert opt.state["backtracks"] == 100 and opt.state["step_size"] == 1e-6
     assert stats(opt)["n_forwards"] == 101 and calls["n"] == 101
+    assert opt.state["failed_forwards"] == 100 and opt.state["equal_stops"] == 0
     # zero gradient: no step, no trial
     w1 = LSQ.flat(params)
     opt.step(lambda: (params[0] * 0).sum() + (params[1] * 0).sum() + 1.0)
@@ -273,7 +274,8 @@ def test_prec_line_searches_match_reference(kind, suff_decr):
     prob = LSQ(seed=37)
     batches = prob.batches(10)
     params = prob.params()
-    opt = build({"name": f"{kind}_prec", "suff_decr": suff_decr}, params, n_batches_per_epoch=3)
+    opt = build({"name": f"{kind}_prec", "reading": "released", "suff_decr": suff_decr}, params,
+                n_batches_per_epoch=3)
     rec = record(opt, prob, params, batches)
     w_ref, log = ref_prec(prob, batches, kind, suff_decr=suff_decr)
     torch.testing.assert_close(LSQ.flat(params), w_ref, rtol=1e-10, atol=1e-12)
@@ -290,7 +292,7 @@ def test_prec_sufficient_decrease_uses_preconditioned_norm():
     prob = LSQ(seed=38)
     batches = prob.batches(10)
     params = prob.params()
-    opt = build({"name": "sls_prec", "c": 0.1}, params, n_batches_per_epoch=3)
+    opt = build({"name": "sls_prec", "reading": "released", "c": 0.1}, params, n_batches_per_epoch=3)
     b2, fallbacks = 0.999, 0
     for k, idx in enumerate(batches, start=1):
         w0 = LSQ.flat(params)

@@ -1,9 +1,11 @@
 """Reading the result store for figures and claim checks.
 
-A figure's runs are listed in ``results/manifests/<figure>.json`` (written by
-``scripts.reproduce`` from the preset's sweep): run ids, the method label of each job (the
-name of its entry in the grid's ``sweep.methods``, so two uses of one optimizer class, e.g.
-constant and decreasing SGD, stay apart) and its config-group choices. Step sizes and other
+A figure's runs are listed in ``results/manifests/<figure>.json`` when it exists (written by
+``scripts.reproduce`` from the preset's sweep; it pins the selection), else selected by query
+on the index (the runs recorded with ``figure=<figure>``, of one profile; see ``Store``): run
+ids, the method label of each job (the name of its entry in the grid's ``sweep.methods``, so
+two uses of one optimizer class, e.g. constant and decreasing SGD, stay apart) and its
+config-group choices. Step sizes and other
 settings are read from the index columns (``optimizer.lr``), never from file names. Runs are
 stored once even when several figures use them.
 """
@@ -35,11 +37,24 @@ def verdict(ok: bool) -> str:
 
 
 class Store:
+    """The result store of ``results_dir`` as figures see it: the index (one row per finished
+    run), the curves, and each figure's runs.
+
+    A figure's runs are those its manifest lists when ``manifests/<figure>.json`` exists (the
+    manifest pins the selection: ``scripts.reproduce`` writes it from the preset's sweep).
+    Without one they are selected by query on the index: the runs whose recorded ``figure`` tag
+    is the figure, of one profile (``profile.name``; the profile of the most recently finished
+    of them when several were run, so a quick and a full sweep never mix). So a hand-typed
+    ``experiments.train -m experiment=<fig> profile=quick``, a SLURM or a joblib sweep reaches its
+    figure without any manifest."""
+
     def __init__(self, results_dir):
         self.dir = Path(results_dir)
         self._index = None
         self._curves = None
         self._by_run = None
+        self._manifests = {}
+        self._records = {}
 
     @property
     def index(self) -> pd.DataFrame:
@@ -57,15 +72,76 @@ class Store:
         return self._curves
 
     def manifest(self, figure: str) -> dict | None:
-        p = self.dir / "manifests" / f"{figure}.json"
-        return json.loads(p.read_text()) if p.exists() else None
+        """The figure's manifest: the file when there is one, else one built from the index query
+        (``"selected_by": "query"``, the same fields: figure, profile, jobs with run_id, method and
+        choices); None when neither names a run."""
+        if figure not in self._manifests:
+            p = self.dir / "manifests" / f"{figure}.json"
+            if p.exists():
+                man = json.loads(p.read_text())
+                man.setdefault("selected_by", "manifest")
+            else:
+                man = self._query_manifest(figure)
+            self._manifests[figure] = man
+        return self._manifests[figure]
+
+    def selection(self, figure: str) -> str:
+        """How the figure's runs were chosen, in words (for the report and the claims table)."""
+        man = self.manifest(figure)
+        if man is None:
+            return "no runs: no manifest and no run tagged with this figure in the index"
+        n = len(man.get("jobs") or [])
+        if man.get("selected_by") == "query":
+            other = man.get("other_profiles") or {}
+            left = "; not used: " + ", ".join(f"{k} runs of profile {p}" for p, k in other.items()) if other else ""
+            return f"selected by query: {n} runs tagged figure={figure}, profile {man.get('profile')}{left}"
+        return f"pinned by manifests/{figure}.json: {n} runs, profile {man.get('profile')}"
+
+    def _query_manifest(self, figure: str) -> dict | None:
+        index = self.index
+        if "figure" not in index.columns or not len(index):
+            return None
+        rows = index[index["figure"].astype(str) == figure]
+        if not len(rows):
+            return None
+        profile, other = None, {}
+        if "profile.name" in rows.columns:
+            profiles = rows["profile.name"].astype(str)
+            if profiles.nunique() > 1:          # the last sweep's profile: quick and full never mix
+                when = rows["summary.finished"].astype(str) if "summary.finished" in rows.columns \
+                    else pd.Series("", index=rows.index)
+                profile = profiles.loc[when.sort_values(kind="stable").index[-1]]
+                other = profiles[profiles != profile].value_counts().to_dict()
+                rows = rows[profiles == profile]
+            else:
+                profile = profiles.iloc[0]
+        jobs = []
+        for _, r in rows.iterrows():
+            rec = self.record(r["run_id"])
+            choices = {k: v for k, v in (rec.get("choices") or {}).items() if v is not None}
+            method = r.get("method")
+            jobs.append({"run_id": str(r["run_id"]), "choices": choices,
+                         "method": method if isinstance(method, str) and method else choices.get("optimizer")})
+        return {"figure": figure, "profile": profile, "selected_by": "query", "jobs": jobs,
+                "other_profiles": {str(k): int(v) for k, v in other.items()}}
+
+    def record(self, run_id: str) -> dict:
+        """The run's ``config.json`` (config, choices, environment: versions, git sha, device,
+        host); {} when it cannot be read (the index still has the flattened config)."""
+        run_id = str(run_id)
+        if run_id not in self._records:
+            try:
+                self._records[run_id] = json.loads((self.dir / "runs" / run_id / "config.json").read_text())
+            except (OSError, ValueError):
+                self._records[run_id] = {}
+        return self._records[run_id]
 
     def runs(self, figure: str) -> pd.DataFrame:
         """Index rows of the figure's runs, with the manifest's ``method`` label and
         ``choice.<group>`` columns (the manifest's label wins over the one a run was first
         recorded with: a run shared by two figures may carry a different label in each)."""
         man = self.manifest(figure)
-        if man is None:
+        if man is None or not man.get("jobs"):
             return self.index.iloc[0:0]
         jobs = pd.DataFrame([{"run_id": j["run_id"],
                               "method": j.get("method") or j["choices"].get("optimizer"),
@@ -161,6 +237,7 @@ METHODS = {
     "sps": ("SPS", None, "#ff7f0e", "-", "^"),
     "sps_ponos": ("SPS (cap 10)", None, "#ff7f0e", "--", "^"),
     "ponos": ("PoNoS", None, "#9467bd", "-", "D"),
+    "ponos_cp05": ("PoNoS (c_p = 0.5)", r"PoNoS ($c_p = 0.5$)", "#9467bd", "-.", "D"),
     "ponos_prec": ("PoNoS_prec", r"PoNoS$_\mathrm{prec}$", "#9467bd", "--", "D"),
     # Adam and the sign-like methods
     "adam": ("Adam", None, "#d62728", "-", "s"),

@@ -1,47 +1,75 @@
 """convergence_rates: deterministic vs stochastic methods on noisy, under-parameterized least
-squares. x-axis: gradient evaluations / n; y-axis: f(w) - f*."""
+squares. x-axis: gradient evaluations / n; y-axis: (f(w) - f*) / (f(w0) - f*), median over seeds with
+the min-max seed band.
+
+Claims follow the seed rule of ``seeds.py``: each statistic is computed per seed (from that seed's
+runs; comparisons of two methods are made within the seed), printed with its min-max interval, and
+PASS needs every seed to show the effect.
+
+The noise floor of constant-step SGD (issue 11, point 7): the talk's O(alpha sigma^2 / |B|) assumes
+batches drawn with replacement. The trainer reshuffles once per epoch (experiments/trainer.py), and
+then the floor scales like alpha^2 and |B|^-1.4 to |B|^-2 (measured in issue 11 on this problem
+family), lower than the with-replacement floor. The stall claim below only needs a floor (the loss
+stops decreasing at a level far above round-off), which both samplings have; the scaling with alpha
+and |B| is not checked here, and the with-replacement option needs a trainer change (not made here).
+"""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from scripts.figures.common import Claim, display, fmt_num, legend_label, loglog_slope, mask_below, plt, save, style, verdict
+from scripts.figures.common import Claim, display, fmt_num, legend_label, loglog_slope, mask_below, plt, save, style
+from scripts.figures.seeds import draw_band, paired, seed_claim
 
 FIG = "convergence_rates"
 TITLE = ("GD, SAG and SVRG converge linearly; SGD with decreasing steps sublinearly; "
          "constant-step SGD stalls at a noise floor")
 FLOOR = 1e-16        # relative suboptimality below this is round-off: not drawn
 ORDER = ("gd", "sag", "svrg", "sgd_const", "sgd_decreasing")
+LINEAR = ("gd", "sag", "svrg")
+
+
+def _seed(row):
+    s = row.get("seed", 0)
+    return 0 if s is None or (isinstance(s, float) and math.isnan(s)) else int(s)
 
 
 def _curves(store):
-    """{method label: (x = grad evals / n, median relative suboptimality over seeds)}."""
-    runs = store.runs(FIG)
+    """{method label: {seed: (x = grad evals / n, relative suboptimality)}}."""
     out = {}
-    for method, grp in runs.groupby("method"):
-        series = []
-        for _, row in grp.iterrows():
-            cur = store.curve(row.run_id, "subopt")
-            n = row["summary.data_info.n"]
-            series.append((cur.grad_evals.to_numpy() / n, cur.value.to_numpy() / cur.value.iloc[0]))
-        m = min(len(s[0]) for s in series)
-        out[method] = (series[0][0][:m], np.median(np.stack([s[1][:m] for s in series]), axis=0))
+    for _, row in store.runs(FIG).iterrows():
+        cur = store.curve(row.run_id, "subopt")
+        if cur.empty:
+            continue
+        n = row["summary.data_info.n"]
+        out.setdefault(row["method"], {})[_seed(row)] = (cur.grad_evals.to_numpy() / n,
+                                                          cur.value.to_numpy() / cur.value.iloc[0])
     return out
+
+
+def _band(by_seed):
+    m = min(len(x) for x, _ in by_seed.values())
+    ys = np.stack([y[:m] for _, y in by_seed.values()])
+    return next(iter(by_seed.values()))[0][:m], np.median(ys, 0), ys.min(0), ys.max(0)
 
 
 def plot(store, out_dir):
     p = plt()
     fig, ax = p.subplots(figsize=(6, 4))
     curves = _curves(store)
+    ax.set_yscale("log")
     for method in [m for m in ORDER if m in curves] + sorted(set(curves) - set(ORDER)):
-        x, y = curves[method]
-        ax.semilogy(x, mask_below(y, FLOOR), label=legend_label(method), **style(method))
+        x, med, lo, hi = _band(curves[method])
+        st = style(method)
+        draw_band(ax, x, mask_below(med, FLOOR), mask_below(lo, FLOOR), mask_below(hi, FLOOR), st["color"],
+                  ls=st["ls"], label=legend_label(method))
     ax.set_xlabel("gradient evaluations / n")
     ax.set_ylabel(r"$(f(w) - f^*) \,/\, (f(w_0) - f^*)$")
     runs = store.runs(FIG)
     ratios = sorted(set(runs["dataset.d_over_n"].dropna())) if "dataset.d_over_n" in runs else []
-    ax.set_title("noisy least squares" + (f", $d/n = {fmt_num(ratios[0])}$" if len(ratios) == 1 else ""))
+    ax.set_title("noisy least squares" + (f", $d/n = {fmt_num(ratios[0])}$" if len(ratios) == 1 else "")
+                 + " (median, min-max over seeds)", fontsize=9)
     ax.legend()
     return save(fig, out_dir, FIG)
 
@@ -53,45 +81,81 @@ def _half_decades(x, y):
     return ly[0] - ly[mid], ly[mid] - ly[-1]
 
 
+def _linearity(x, y):
+    """Second-half / first-half log-decrease; inf once the run has reached round-off (y < 1e-12: no
+    later decrease is possible)."""
+    first, second = _half_decades(x, y)
+    return math.inf if y[-1] < 1e-12 else (second / first if first > 0 else math.nan)
+
+
+def _power_ratio(x, y):
+    """Decades lost over the last doubling of x / over the doubling before. A power law x^-a loses
+    the same number of decades over every doubling (ratio 1); a linear rate twice as many over the
+    last doubling (ratio 2)."""
+    at = lambda v: np.log10(np.interp(v, x, y))  # noqa: E731
+    last, prev = at(x[-1] / 2) - at(x[-1]), at(x[-1] / 4) - at(x[-1] / 2)
+    return last / prev if prev > 0 and last > 0 else math.nan
+
+
+def _quarters(y):
+    """(median of the second quarter, median of the last quarter) of a run."""
+    q = len(y) // 4
+    return float(np.median(y[q:2 * q])), float(np.median(y[3 * q:]))
+
+
+def _by_seed(curves, method, fn):
+    return {s: fn(*xy) for s, xy in sorted(curves.get(method, {}).items())}
+
+
 def check(store):
     cur = _curves(store)
     claims = []
-    lin = []
-    ok_lin = True
-    for c in ("gd", "sag", "svrg"):
-        if c not in cur:
-            ok_lin = False
-            lin.append(f"{c}: missing")
-            continue
-        x, y = cur[c]
-        first, second = _half_decades(x, y)
-        floor = y[-1] < 1e-12              # reached round-off: no later decrease is possible
-        linear = y[-1] < 1e-6 and (floor or second > 0.3 * first)
-        ok_lin &= linear
-        lin.append(f"{display(c)}: final {y[-1]:.1e}, decades 1st/2nd half {first:.1f}/{second:.1f}")
-    claims.append(Claim(FIG, "GD, SAG and SVRG converge linearly (rel. subopt < 1e-6, the second half "
-                        "keeps >= 30% of the first half's log-decrease)", "; ".join(lin), verdict(ok_lin)))
+    missing = [c for c in LINEAR if c not in cur]
+    if missing:
+        claims.append(Claim(FIG, "GD, SAG and SVRG runs present", f"missing {', '.join(missing)}", "FAIL"))
+    else:
+        seeds = sorted(set.intersection(*(set(cur[c]) for c in LINEAR)))
+        fin = {c: _by_seed(cur, c, lambda x, y: float(y[-1])) for c in LINEAR}
+        lin = {c: _by_seed(cur, c, _linearity) for c in LINEAR}
+        each = lambda d, f: "; ".join(f"{display(c)}: " + ", ".join(f"s{s} {f.format(v)}" for s, v in d[c].items())  # noqa: E731
+                                      for c in LINEAR)
+        claims.append(seed_claim(FIG, "GD, SAG and SVRG reach rel. subopt < 1e-6 (statistic: the worst of the three "
+                                 "in the seed)", {s: max(fin[c][s] for c in LINEAR) for s in seeds},
+                                 lambda v: v < 1e-6, fmt="{:.1e}", extra=each(fin, "{:.1e}")))
+        claims.append(seed_claim(FIG, "GD, SAG and SVRG converge linearly: the second half of the run keeps >= 30% of "
+                                 "the first half's log-decrease, or the run is at round-off (inf) (statistic: the "
+                                 "lowest of the three in the seed)", {s: min(lin[c][s] for c in LINEAR) for s in seeds},
+                                 lambda v: v >= 0.3, fmt="{:.2f}", extra=each(lin, "{:.2f}")))
 
     if "sgd_decreasing" in cur and "sgd_const" in cur:
-        x, y = cur["sgd_decreasing"]
-        # A power law x^-a loses the same number of decades over every doubling of x; a linear
-        # rate loses twice as many over the last doubling as over the one before.
-        at = lambda v: np.log10(np.interp(v, x, y))
-        last, prev = at(x[-1] / 2) - at(x[-1]), at(x[-1] / 4) - at(x[-1] / 2)
-        r = last / prev if prev > 0 else math.nan
-        slope = loglog_slope(x[x >= x[-1] / 2], y[x >= x[-1] / 2])
-        xc, yc = cur["sgd_const"]
-        q = len(yc) // 4
-        late, mid = np.median(yc[3 * q:]), np.median(yc[q:2 * q])
-        ok_dec = 0.5 <= r <= 1.5 and last > 0 and y[-1] < yc[-1]
-        claims.append(Claim(FIG, "SGD with decreasing steps is sublinear (decades lost over the last doubling of "
-                            "x / over the doubling before in [0.5, 1.5]: a power law) and ends below constant-step SGD",
-                            f"ratio {r:.2f} (log-log slope {slope:.2f}), final {y[-1]:.2e} vs constant {yc[-1]:.2e}",
-                            verdict(ok_dec)))
-        ok_stall = late > 1e-4 and 1 / 3 <= late / mid <= 3
-        claims.append(Claim(FIG, "constant-step SGD stalls at a noise floor (median of the last quarter "
-                            "within 3x of the second quarter, above 1e-4)",
-                            f"2nd quarter {mid:.2e}, last quarter {late:.2e}", verdict(ok_stall)))
+        r = _by_seed(cur, "sgd_decreasing", _power_ratio)
+        slope = _by_seed(cur, "sgd_decreasing", lambda x, y: loglog_slope(x[x >= x[-1] / 2], y[x >= x[-1] / 2]))
+        claims.append(seed_claim(FIG, "SGD with decreasing steps is sublinear: decades lost over the last doubling of "
+                                 "x / over the doubling before in [0.5, 1.5] (a power law; a linear rate gives 2)",
+                                 r, lambda v: 0.5 <= v <= 1.5, fmt="{:.2f}",
+                                 extra="log-log slope over the last doubling " +
+                                 ", ".join(f"s{s} {v:.2f}" for s, v in slope.items())))
+        fin_dec = _by_seed(cur, "sgd_decreasing", lambda x, y: float(y[-1]))
+        fin_const = _by_seed(cur, "sgd_const", lambda x, y: float(y[-1]))
+        claims.append(seed_claim(FIG, "SGD with decreasing steps ends below constant-step SGD (statistic: final "
+                                 "decreasing / final constant of the same seed, < 1)",
+                                 paired(fin_dec, fin_const, lambda a, b: a / b), lambda v: v < 1, fmt="{:.3g}",
+                                 extra="finals decreasing " + ", ".join(f"s{s} {v:.2e}" for s, v in fin_dec.items())
+                                 + "; constant " + ", ".join(f"s{s} {v:.2e}" for s, v in fin_const.items())))
+        qs = _by_seed(cur, "sgd_const", lambda x, y: _quarters(y))
+        late = {s: v[1] for s, v in qs.items()}
+        c = seed_claim(FIG, "constant-step SGD stalls at a noise floor: median of the last quarter within 3x of the "
+                       "second quarter's (statistic: last / second quarter), and above 1e-4 in every seed",
+                       {s: v[1] / v[0] for s, v in qs.items()}, lambda v: 1 / 3 <= v <= 3, fmt="{:.2f}",
+                       extra="last quarter " + ", ".join(f"s{s} {v:.2e}" for s, v in late.items())
+                       + "; the floor (not tested) scales like alpha^2 |B|^-1.4..-2 under per-epoch reshuffling, "
+                       "not O(alpha sigma^2/|B|)")
+        low = [s for s, v in late.items() if not v > 1e-4]
+        if low and c.status == "PASS":
+            c.status = "FAIL"
+        if low:
+            c.measured += f"; at or below 1e-4 in seed(s) {', '.join(map(str, low))}: no floor"
+        claims.append(c)
     else:
         claims.append(Claim(FIG, "SGD runs present", "missing sgd_const or sgd_decreasing", "FAIL"))
     return claims

@@ -10,6 +10,14 @@ value; Kunstner et al. hand-picked stable step sizes for their per-class plots a
 larger ones "are better at the end but unstable"). The selection without the stability filter
 is reported beside it when it differs.
 
+Seeds (issue 11): the quick grid runs seeds 0-2. The step size is still selected by the worst
+seed; the claim statistic (SGD's rare-half progress over Adam's) is then computed within each seed
+from that seed's two runs (a paired comparison), and the claim PASSes only when every seed shows
+the effect (``seeds.seed_claim``). Diagnosis: with one seed the verdict was seed noise: the
+per-seed ratios measured before this change were 0.53, 0.38, 0.44 (seed 0 alone fails the 0.5
+threshold, the other two pass). The threshold stays at 0.5 (fixed before any seeds were run);
+the quick claim is FAIL whenever one seed is above it, and the measured text says which.
+
 The per-class helpers here are shared with linear_heavy_tail.
 """
 from __future__ import annotations
@@ -22,6 +30,7 @@ import pandas as pd
 from scripts.figures.common import Claim, figure_legend, legend_label, plt, save, verdict
 from scripts.figures.full_batch_gap import (FAMILY, data_info, fmt_lr, label_of, median_curve, run_table,
                                             select_step_sizes)
+from scripts.figures.seeds import AGGREGATION, draw_band, seed_claim
 
 FIG = "heavy_tailed_labels"
 TITLE = ("token frequencies are heavy tailed; SGD's training loss on the rare-class groups falls far slower "
@@ -63,20 +72,29 @@ def group_ids(store, run_id) -> list[int]:
     return sorted(int(g) for g in sel.group.unique())
 
 
-def group_progress(store, run_ids, groups) -> dict:
-    """{group: decades of decrease of its training loss, median over seeds}."""
+def run_progress(store, run_id, groups) -> dict:
+    """{group: decades of decrease of its training loss} of one run (-inf for a loss that ends
+    non-finite)."""
     out = {}
     for g in groups:
-        vals = []
-        for r in run_ids:
-            cur = store.curve(r, "loss", "train", g)
-            if len(cur) < 2:
-                continue
-            a, b = float(cur.value.iloc[0]), float(cur.value.iloc[-1])
-            vals.append(math.log10(max(a, FLOOR) / max(b, FLOOR)) if math.isfinite(b) else -math.inf)
-        if vals:
-            out[g] = float(np.median(vals))
+        cur = store.curve(run_id, "loss", "train", g)
+        if len(cur) < 2:
+            continue
+        a, b = float(cur.value.iloc[0]), float(cur.value.iloc[-1])
+        out[g] = math.log10(max(a, FLOOR) / max(b, FLOOR)) if math.isfinite(b) else -math.inf
     return out
+
+
+def group_progress(store, run_ids, groups) -> dict:
+    """{group: decades of decrease of its training loss, median over seeds}."""
+    per_run = [run_progress(store, r, groups) for r in run_ids]
+    return {g: float(np.median(v)) for g in groups if (v := [p[g] for p in per_run if g in p])}
+
+
+def seed_runs(tab: pd.DataFrame, run_ids) -> dict[int, str]:
+    """{seed: run id} of the selected runs (one run per seed at the selected step size)."""
+    seed = dict(zip(tab.run_id, tab.seed))
+    return {int(seed.get(r, 0)): r for r in run_ids}
 
 
 def stable_flags(store, tab: pd.DataFrame) -> pd.Series:
@@ -99,45 +117,64 @@ def select(store, fig: str):
     return tab, select_step_sizes(tab[ok], ("method",)), select_step_sizes(tab, ("method",))
 
 
+def halves(groups):
+    """(frequent half, rare half) of the class groups (group 0 = the most frequent)."""
+    half = len(groups) / 2
+    return [g for g in groups if g < half], [g for g in groups if g >= half]
+
+
 def family_best(sel: pd.DataFrame, fam: str):
     g = sel[sel.method.isin(FAMILY[fam])]
     return g.loc[g.worst.idxmin()] if len(g) else None
 
 
-def progress_claim(store, fig: str, sel, sel_all, what: str) -> Claim:
+def progress_claim(store, fig: str, tab, sel, sel_all, what: str) -> Claim:
+    """SGD's rare-half progress over Adam's, per seed (paired within the seed), at the step sizes
+    selected on the worst seed. A seed shows the effect when Adam's rare-half decrease is > 0.3
+    decades, the ratio is <= PROGRESS_RATIO and the frequent half's ratio is above the rare half's."""
     sgd, adam = family_best(sel, "sgd"), family_best(sel, "adam")
     if sgd is None or adam is None:
         return Claim(fig, what, "need stable SGD and Adam runs", "FAIL")
     groups = group_ids(store, sgd.run_ids[0])
     if len(groups) < 2:
         return Claim(fig, what, "no per-class-group losses in the store (train.class_groups)", "FAIL")
-    half = len(groups) / 2
-    rare = [g for g in groups if g >= half]
-    freq = [g for g in groups if g < half]
+    freq, rare = halves(groups)
+    mean = lambda p, gs: float(np.mean([p[g] for g in gs if g in p])) if any(g in p for g in gs) else math.nan
+    rs, ra = seed_runs(tab, sgd.run_ids), seed_runs(tab, adam.run_ids)
+    ratio, shows, detail = {}, {}, []
+    for s in sorted(set(rs) & set(ra)):
+        ps, pa = run_progress(store, rs[s], groups), run_progress(store, ra[s], groups)
+        s_rare, a_rare, s_freq, a_freq = mean(ps, rare), mean(pa, rare), mean(ps, freq), mean(pa, freq)
+        r_rare = s_rare / a_rare if a_rare > 0 else math.nan
+        r_freq = s_freq / a_freq if a_freq > 0 else math.nan
+        ratio[s] = r_rare
+        shows[s] = bool(a_rare > 0.3 and r_rare <= PROGRESS_RATIO and r_freq > r_rare)
+        detail.append(f"s{s}: rare SGD {s_rare:.2f} / Adam {a_rare:.2f}, frequent SGD {s_freq:.2f} / Adam "
+                      f"{a_freq:.2f} (ratio {r_freq:.2f})")
+    claim = seed_claim(fig, what, ratio, lambda v: v <= PROGRESS_RATIO, fmt="{:.2f}")
+    claim.measured = "SGD/Adam rare-half progress ratio " + claim.measured
+    if claim.status == "PASS" and not all(shows.values()):
+        claim.status = "FAIL"
+        claim.measured += ("; seeds where Adam's rare-half decrease is <= 0.3 or the frequent-half ratio is not "
+                           "above the rare-half one: " + ", ".join(f"s{s}" for s, ok in shows.items() if not ok))
     ps, pa = group_progress(store, sgd.run_ids, groups), group_progress(store, adam.run_ids, groups)
-    mean = lambda p, gs: float(np.mean([p[g] for g in gs if g in p]))
-    s_rare, a_rare, s_freq, a_freq = mean(ps, rare), mean(pa, rare), mean(ps, freq), mean(pa, freq)
-    r_rare = s_rare / a_rare if a_rare > 0 else math.nan
-    r_freq = s_freq / a_freq if a_freq > 0 else math.nan
-    ok = a_rare > 0.3 and s_rare <= PROGRESS_RATIO * a_rare and r_freq > r_rare
-    sel_txt = (f"{label_of(sgd.method)} ({fmt_lr(sgd.lr)}, final {sgd.worst:.3g}) vs {label_of(adam.method)} "
-               f"({fmt_lr(adam.lr)}, final {adam.worst:.3g})")
-    measured = (f"{sel_txt}; decades of loss decrease, rare half (groups {rare[0]}-{rare[-1]}): SGD {s_rare:.2f} vs "
-                f"Adam {a_rare:.2f} (ratio {r_rare:.2f}); frequent half (groups {freq[0]}-{freq[-1]}): SGD "
-                f"{s_freq:.2f} vs Adam {a_freq:.2f} (ratio {r_freq:.2f}); per group SGD "
-                + " ".join(f"{ps.get(g, math.nan):.2f}" for g in groups) + " | Adam "
-                + " ".join(f"{pa.get(g, math.nan):.2f}" for g in groups))
+    claim.measured += (f"; selection (worst seed): {label_of(sgd.method)} ({fmt_lr(sgd.lr)}, final {sgd.worst:.3g}) "
+                       f"vs {label_of(adam.method)} ({fmt_lr(adam.lr)}, final {adam.worst:.3g}); decades of loss "
+                       f"decrease, rare half = groups {rare[0]}-{rare[-1]}: " + "; ".join(detail)
+                       + "; per group (median over seeds) SGD " + " ".join(f"{ps.get(g, math.nan):.2f}" for g in groups)
+                       + " | Adam " + " ".join(f"{pa.get(g, math.nan):.2f}" for g in groups))
     s_all, a_all = family_best(sel_all, "sgd"), family_best(sel_all, "adam")
     if s_all is not None and a_all is not None and (s_all.run_ids != sgd.run_ids or a_all.run_ids != adam.run_ids):
-        measured += (f"; without the stability filter the selection would be {label_of(s_all.method)} "
-                     f"{fmt_lr(s_all.lr)} (final {s_all.worst:.3g}) and {label_of(a_all.method)} {fmt_lr(a_all.lr)} "
-                     f"(final {a_all.worst:.3g})")
-    return Claim(fig, what, measured, verdict(ok))
+        claim.measured += (f"; without the stability filter the selection would be {label_of(s_all.method)} "
+                           f"{fmt_lr(s_all.lr)} (final {s_all.worst:.3g}) and {label_of(a_all.method)} "
+                           f"{fmt_lr(a_all.lr)} (final {a_all.worst:.3g})")
+    return claim
 
 
-PROGRESS_WHAT = ("SGD's loss on the rare half of the class groups falls far slower than Adam's: Adam's rare-half "
-                 f"decrease > 0.3 decades, SGD's <= {PROGRESS_RATIO} x Adam's, and SGD/Adam progress ratio lower on "
-                 "the rare half than on the frequent half (best stable step size per method)")
+PROGRESS_WHAT = ("SGD's loss on the rare half of the class groups falls far slower than Adam's: in every seed "
+                 f"Adam's rare-half decrease > 0.3 decades, SGD's <= {PROGRESS_RATIO} x Adam's, and the SGD/Adam "
+                 "progress ratio lower on the rare half than on the frequent half (best stable step size per method, "
+                 f"selected on the worst seed; {AGGREGATION})")
 
 
 # ----------------------------------------------------------------------------- plot
@@ -169,13 +206,14 @@ def plot_groups(store, fig_id: str, out_dir, counts, title: str, logy: bool):
             mc = median_curve(store, s.run_ids, group=g)
             if mc is None:
                 continue
-            xs, med, _, _ = mc
+            xs, med, lo, hi = mc
             tag = " (most frequent)" if g == groups[0] else " (rarest)" if g == groups[-1] else ""
-            ax.plot(xs, med, color=cmap(g / max(1, len(groups) - 1)), lw=1.2, label=f"group {g}{tag}")
+            draw_band(ax, xs, med, lo, hi, cmap(g / max(1, len(groups) - 1)), alpha=0.12, lw=1.2,
+                      label=f"group {g}{tag}")
         mc = median_curve(store, s.run_ids)
         if mc is not None:
             ax.plot(mc[0], mc[1], "k--", lw=1, label="all classes")
-        ax.set_title(legend_label(m, s.lr), fontsize=9)
+        ax.set_title(legend_label(m, s.lr) + (f", median of {s.seeds} seeds" if s.seeds > 1 else ""), fontsize=9)
         ax.set_xlabel("epoch")
         if logy:
             ax.set_yscale("log")
@@ -210,6 +248,6 @@ def check(store):
             f"tokens; rarer half of the vocabulary: {st['rare_half_vocab']:.1%}; top 10% of the classes: "
             f"{st['top10pct']:.1%}; Zipf exponent s = {st['zipf_s']:.2f} (fit on classes seen twice or more)",
             verdict(ok)))
-    _, sel, sel_all = select(store, FIG)
-    claims.append(progress_claim(store, FIG, sel, sel_all, PROGRESS_WHAT))
+    tab, sel, sel_all = select(store, FIG)
+    claims.append(progress_claim(store, FIG, tab, sel, sel_all, PROGRESS_WHAT))
     return claims
