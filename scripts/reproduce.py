@@ -65,6 +65,62 @@ def _conf_hash(overrides: list[str]) -> str:
     return h.hexdigest()
 
 
+# What a re-run with nothing new may skip (results/.reproduce/): the runs found intact at their
+# files' stamps (RunDir.finished() parses every file of a run: ~2 ms a run, a second for the
+# quick profile's ~500), and the key of the last claims table and report.
+STATE_DIR = ".reproduce"
+_RUN_FILES = ("DONE", "config.json", "summary.json", "metrics.parquet", "metrics.jsonl")
+
+
+def _stamp(path: Path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_ino, st.st_mtime_ns, st.st_size]
+
+
+class _Intact:
+    """``RunDir.finished`` remembered by the stamps of the files it reads."""
+
+    def __init__(self, results: Path):
+        self.path = Path(results) / STATE_DIR / "intact.json"
+        try:
+            self.known = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.known = {}
+        self.dirty = False
+
+    def finished(self, results: Path, run_id: str) -> bool:
+        rd = RunDir(results, run_id)
+        stamp = [_stamp(rd.path / f) for f in _RUN_FILES]
+        if stamp[0] is None:
+            return False
+        if self.known.get(run_id) == stamp:
+            return True
+        ok = rd.finished()
+        if ok:
+            self.known[run_id] = stamp
+            self.dirty = True
+        return ok
+
+    def save(self) -> None:
+        if self.dirty:
+            from experiments.store import atomic_write_bytes
+            atomic_write_bytes(self.path, json.dumps(self.known, separators=(",", ":")).encode())
+            self.dirty = False
+
+
+_INTACT: dict = {}
+
+
+def _intact(results: Path) -> _Intact:
+    key = str(Path(results).resolve())
+    if key not in _INTACT:
+        _INTACT[key] = _Intact(results)
+    return _INTACT[key]
+
+
 def plan_figure(fig: str, profile: str, results: Path, extra: list[str]) -> tuple[list[str], str, int, int]:
     """Make results/manifests/<fig>.json name the runs of the figure's preset sweep (planning
     only when the config files or overrides changed since it was written); returns
@@ -78,12 +134,16 @@ def plan_figure(fig: str, profile: str, results: Path, extra: list[str]) -> tupl
         except (OSError, ValueError):
             man = {}
         if man.get("conf_hash") == key:
-            done = sum(RunDir(results, j["run_id"]).finished() for j in man["jobs"])
+            cache = _intact(results)
+            done = sum(cache.finished(results, j["run_id"]) for j in man["jobs"])
+            cache.save()
             return overrides, key, len(man["jobs"]), done
     from experiments import plan
     jobs = plan.expand(overrides, multirun=True)
     write_manifest(results, fig, profile, jobs, key)
-    done = sum(RunDir(results, j.run_id).finished() for j in jobs)
+    cache = _intact(results)
+    done = sum(cache.finished(results, j.run_id) for j in jobs)
+    cache.save()
     return overrides, key, len(jobs), done
 
 
@@ -113,6 +173,53 @@ def run_figure(fig: str, profile: str, results: Path, n_jobs: int, extra: list[s
     else:
         print(f"[{fig}] sweep finished in {time.time() - t0:.0f}s")
     return n, done
+
+
+def _checks_key(results: Path, figs: list, missing: list, profile: str) -> str:
+    """What the claims table, the plots and the report are made of: the collected tables (their
+    files' stamps: collect rewrites them only when a run changed), the figures' manifests, the
+    code under scripts/, the reference folder, the outputs themselves (a deleted plot or
+    report is redone) and the arguments."""
+    h = hashlib.sha256(json.dumps([figs, missing, profile]).encode())
+    repo = Path(__file__).resolve().parent.parent
+    for f in sorted((repo / "scripts").rglob("*.py")):
+        h.update(str(f.relative_to(repo)).encode() + b"\0" + f.read_bytes())
+    try:
+        from scripts import reference
+        ref = Path(reference.DEFAULT)
+        for f in sorted(ref.rglob("*")) if ref.is_dir() else []:
+            h.update(str(f).encode() + json.dumps(_stamp(f)).encode())
+    except Exception:   # no reference module or folder: nothing it could change
+        pass
+    for name in ("index.parquet", "curves.parquet", "claims.json", "report.html"):
+        h.update(name.encode() + json.dumps(_stamp(results / name)).encode())
+    for fig in figs:
+        try:
+            h.update((results / "manifests" / f"{fig}.json").read_bytes())
+        except OSError:
+            h.update(b"no manifest")
+    figures = results / "figures"
+    for f in sorted(figures.iterdir()) if figures.is_dir() else []:
+        h.update(f.name.encode() + json.dumps(_stamp(f)).encode())
+    return h.hexdigest()
+
+
+def _unchanged_table(results: Path, key: str):
+    """The last claims table when nothing it was made from changed since, else None."""
+    try:
+        if (results / STATE_DIR / "checks.key").read_text() != key:
+            return None
+        table = json.loads((results / "claims.json").read_text())
+        return table if isinstance(table, list) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _save_checks_key(results: Path, figs: list, missing: list, profile: str) -> None:
+    """Taken after the outputs were written (their stamps are part of it), so the next call
+    with nothing new finds the same key."""
+    from experiments.store import atomic_write_bytes
+    atomic_write_bytes(results / STATE_DIR / "checks.key", _checks_key(results, figs, missing, profile).encode())
 
 
 def main(argv=None) -> int:
@@ -166,13 +273,21 @@ def main(argv=None) -> int:
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    table = claims.run_checks(results, figs, plot=True)
-    for f in missing:
-        table.append({"figure": f, "claim": "figure implemented", "measured": "no module scripts/figures/"
-                      f"{f}.py yet", "status": "MISSING"})
-    claims.write(results, table)
-    claims.print_table(table)
-    report.write(results, table, profile)
+    key = _checks_key(results, figs, missing, profile)
+    table = _unchanged_table(results, key)
+    if table is not None:
+        claims.print_table(table)
+        print(f"claims and report unchanged: nothing new in the store, the code or the manifests "
+              f"since they were written (delete {results / STATE_DIR} to redo them)")
+    else:
+        table = claims.run_checks(results, figs, plot=True)
+        for f in missing:
+            table.append({"figure": f, "claim": "figure implemented", "measured": "no module scripts/figures/"
+                          f"{f}.py yet", "status": "MISSING"})
+        claims.write(results, table)
+        claims.print_table(table)
+        report.write(results, table, profile)
+        _save_checks_key(results, figs, missing, profile)
     print(f"report: {results / 'report.html'}")
     print(f"total time {time.time() - t0:.1f}s")
     return 1 if failed or claims.exit_status(table) else 0

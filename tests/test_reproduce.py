@@ -75,3 +75,92 @@ def test_claims_collect_first_so_new_runs_count(tmp_path, monkeypatch):
     claims.main(["--results", str(tmp_path), "--figures", "convergence_rates", "--no-plot"])
     index = pd.read_parquet(tmp_path / "index.parquet")
     assert len(index) == 1
+
+
+def _fake_store(tmp_path, fig, overrides, n=3):
+    """n finished, readable runs and a current manifest naming them."""
+    jobs = [{"run_id": f"r{i}", "method": "sgd", "overrides": [], "choices": {"optimizer": "sgd"}} for i in range(n)]
+    for i, j in enumerate(jobs):
+        d = tmp_path / "runs" / j["run_id"]
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"run_id": j["run_id"], "config_id": f"c{i}",
+                                                   "config": {"seed": i, "optimizer": {"name": "sgd"}}}))
+        (d / "summary.json").write_text('{"status": "completed"}')
+        (d / "metrics.jsonl").write_text('{"step": 0}\n{"step": 1}\n')
+        pd.DataFrame([{"step": 0, "train/loss": 1.0}, {"step": 1, "train/loss": 0.5}]).to_parquet(d / "metrics.parquet")
+        (d / "DONE").write_bytes(b"")
+    (tmp_path / "manifests").mkdir()
+    man = {"figure": fig, "profile": "quick", "conf_hash": reproduce._conf_hash(overrides), "jobs": jobs}
+    (tmp_path / "manifests" / f"{fig}.json").write_text(json.dumps(man))
+    return jobs
+
+
+def test_a_rerun_with_nothing_new_redoes_nothing(tmp_path, monkeypatch, capsys):
+    """All DONE, nothing changed: no sweep, no run folder parsed twice, no claim check, no
+    report; a changed run, a deleted report or plot brings them back."""
+    from scripts import claims, report
+    fig = "convergence_rates"
+    jobs = _fake_store(tmp_path, fig, [f"experiment={fig}", "profile=quick"])
+    calls = {"checks": 0, "report": 0, "finished": 0}
+
+    def checks(results, figs, plot=True):
+        calls["checks"] += 1
+        (tmp_path / "figures").mkdir(exist_ok=True)
+        (tmp_path / "figures" / f"{fig}.png").write_bytes(b"png")
+        return [{"figure": fig, "claim": "c", "measured": "m", "status": "FAIL"}]
+
+    def write(results, table, profile="?", reference_dir=None):
+        calls["report"] += 1
+        (tmp_path / "report.html").write_text("<html>")
+
+    def forbidden(*a, **k):
+        raise AssertionError("planned or launched although every run is DONE")
+
+    orig_finished = reproduce.RunDir.finished
+
+    def finished(self):
+        calls["finished"] += 1
+        return orig_finished(self)
+
+    monkeypatch.setattr(claims, "run_checks", checks)
+    monkeypatch.setattr(report, "write", write)
+    monkeypatch.setattr("experiments.plan.expand", forbidden)
+    monkeypatch.setattr("subprocess.run", forbidden)
+    monkeypatch.setattr(reproduce.RunDir, "finished", finished)
+    argv = ["--profile", "quick", "--figures", fig, "--results", str(tmp_path)]
+    assert reproduce.main(argv) == 1                              # the FAIL keeps the exit status
+    assert calls == {"checks": 1, "report": 1, "finished": 3}
+    assert reproduce.main(argv) == 1
+    assert calls == {"checks": 1, "report": 1, "finished": 3}     # intact runs not re-read either
+    assert "claims and report unchanged" in capsys.readouterr().out
+    # a changed run: collected again, the claims and the report are redone
+    m = tmp_path / "runs" / jobs[0]["run_id"] / "metrics.parquet"
+    pd.DataFrame([{"step": 0, "train/loss": 2.0}, {"step": 1, "train/loss": 0.1}]).to_parquet(m)
+    assert reproduce.main(argv) == 1
+    assert calls == {"checks": 2, "report": 2, "finished": 4}
+    for gone in ("report.html", "figures/convergence_rates.png"):
+        (tmp_path / gone).unlink()
+        reproduce.main(argv)
+    assert calls["checks"] == 4 and calls["report"] == 4
+
+
+def test_gpus_give_one_job_per_gpu(tmp_path, monkeypatch):
+    """With k GPUs, k parallel jobs and the sweeper spreads them (hydra.sweeper.devices=k)."""
+    cmds = []
+    monkeypatch.setattr("subprocess.run", lambda cmd, **k: cmds.append(cmd) or
+                        type("P", (), {"returncode": 0})())
+    reproduce.run_figure("convergence_rates", "quick", tmp_path, 2, [], gpus=2)
+    assert "hydra/launcher=joblib" in cmds[0] and "hydra.launcher.n_jobs=2" in cmds[0]
+    assert "hydra.sweeper.devices=2" in cmds[0]
+    reproduce.run_figure("convergence_rates", "quick", tmp_path, 2, [])        # CPU: no devices
+    assert not any("devices" in a for a in cmds[1])
+
+
+def test_no_torch_import_without_a_gpu_device_node(monkeypatch):
+    reproduce._gpus.cache_clear()
+    monkeypatch.setattr(reproduce, "_GPU_NODES", ("/nonexistent/nvidia0",))
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)      # importing it would fail
+    try:
+        assert reproduce._gpus() == 0 and reproduce._profile("auto") == "quick"
+    finally:
+        reproduce._gpus.cache_clear()
