@@ -38,10 +38,10 @@ def test_parallel_sweep_gives_the_numbers_of_a_sequential_one(tmp_path, monkeypa
     summaries = {}
     for jobs in (1, 2):
         results = tmp_path / f"jobs{jobs}"
-        assert reproduce.run_figure("convergence_rates", "quick", results, jobs, extra) == (5, 0)
+        assert reproduce.run_figure("convergence_rates", "quick", results, jobs, extra) == (15, 0)   # 5 methods x 3 seeds
         summaries[jobs] = {p.parent.name: json.loads(p.read_text())["final"]
                            for p in sorted((results / "runs").glob("*/summary.json"))}
-    assert len(summaries[1]) == 5 and summaries[1] == summaries[2]
+    assert len(summaries[1]) == 15 and summaries[1] == summaries[2]
 
 
 def test_no_run_finds_runs_made_by_a_hand_typed_multirun(tmp_path):

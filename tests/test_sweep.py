@@ -66,11 +66,11 @@ def test_preset_union_grid_expands_to_exactly_its_jobs():
     jobs = plan.expand(["experiment=sls_overparam", "profile=quick"], multirun=True)
     got = {(j.cfg["method"], j.cfg["optimizer"]["lr"] if j.cfg["method"] == "sgd" else None,
             j.choices["task"], j.cfg["model"].get("rank"), j.cfg["dataset"].get("sigma")) for j in jobs}
-    problems = [("matfac", r, None) for r in (1, 4, 10, None)] + [("lstsq_net", None, s) for s in (0.0, 0.01, 0.1, 1.0)]
-    methods = [(m, None) for m in ("sls", "sps", "ponos", "adam")] + [("sgd", lr) for lr in (3.0, 1.0, 0.3, 0.1, 0.03, 0.01)]
+    problems = [("matfac", r, None) for r in (1, 4, None)] + [("lstsq_net", None, s) for s in (0.0, 0.1, 1.0)]
+    methods = [(m, None) for m in ("sls", "ponos", "ponos_cp05", "adam")] + [("sgd", lr) for lr in (1.0, 0.3, 0.1, 0.03)]
     assert got == {(m, lr, t, r, s) for m, lr in methods for t, r, s in problems}
-    assert len(jobs) == 80
-    assert {j.cfg["optimizer"]["c"] for j in jobs if j.cfg["method"] == "sps"} == {0.5}
+    assert len(jobs) == 6 * 8 * 3 and {j.cfg["seed"] for j in jobs} == {0, 1, 2}
+    assert {j.cfg["optimizer"]["c_p"] for j in jobs if j.cfg["method"] == "ponos_cp05"} == {0.5}
 
 
 def test_one_level_knob_across_task_families():
