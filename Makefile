@@ -8,7 +8,7 @@ RESULTS_DIR ?= results
 DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),data)
 export DATA_DIR RESULTS_DIR
 
-.PHONY: help install test reproduce-all figures claims report collect bench clean clean-runs
+.PHONY: help install test reproduce-all figures claims report collect bench clean clean-runs reference paper-table
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -41,6 +41,12 @@ collect: install  ## rebuild results/index.parquet and results/curves.parquet
 
 bench: install  ## benchmark scripts (ratios against baselines measured in the same run)
 	$(PY) -m scripts.bench_optimizers
+
+reference: install  ## copy the quick-profile claims table and 400 px figure thumbnails into results/reference/quick (commit them)
+	$(PY) -m scripts.reference --results $(RESULTS_DIR)
+
+paper-table: install  ## PoNoS paper fig. 1 (MNIST MLP, 200 epochs, 1 seed; not part of reproduce-all, about 1-2 h on 2 cores) beside the published numbers
+	$(PY) -m scripts.reproduce --figures paper_mnist --profile full
 
 # The runs (possibly GPU-days) are never removed by `clean`: everything else in results/ is
 # rebuilt from them by `make collect figures`.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from experiments.store import RunDir, StoreError
 from scripts import claims, collect, report
-from scripts.figures import FIGURES, available
+from scripts.figures import EXTRAS, FIGURES, available
 
 
 _GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/gpus", "/dev/dxg", "/dev/kfd")
@@ -251,7 +251,7 @@ def main(argv=None) -> int:
     results = Path(args.results)
     have = available()
     figs = list(have) if args.figures == "all" else [f.strip() for f in args.figures.split(",") if f.strip()]
-    unknown = [f for f in figs if f not in FIGURES]
+    unknown = [f for f in figs if f not in FIGURES + EXTRAS]
     if unknown:
         print(f"error: unknown figure(s) {', '.join(unknown)}; valid: {', '.join(FIGURES)}", file=sys.stderr)
         return 2
