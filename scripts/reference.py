@@ -17,7 +17,6 @@ import os
 import platform
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -56,14 +55,9 @@ def thumbnail(src: Path, dst: Path, width: int = WIDTH) -> int:
 
 
 def _git() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                             timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True,
-                               timeout=5).stdout.strip()
-        return f"{sha or '?'}{' with uncommitted changes' if dirty else ''}"
-    except (OSError, subprocess.SubprocessError):
-        return "? (no git)"
+    from scripts.report import git_state
+    g = git_state()
+    return "? (no git)" if g is None else f"{g[0]}{' with uncommitted changes' if g[1] else ''}"
 
 
 def make(results: Path, out: Path) -> list[str]:

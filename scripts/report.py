@@ -95,15 +95,21 @@ def _version(pkg: str) -> str:
         return "not installed"
 
 
-def _git_here() -> str:
+def git_state() -> tuple[str, bool] | None:
+    """(HEAD sha, uncommitted changes?) of this checkout; None without git."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
                              timeout=5).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True,
                                timeout=5).stdout.strip()
-        return f"{sha[:12] or '?'}{' (dirty)' if dirty else ' (clean)'}"
+        return sha or "?", bool(dirty)
     except (OSError, subprocess.SubprocessError):
-        return "? (no git)"
+        return None
+
+
+def _git_here() -> str:
+    g = git_state()
+    return "? (no git)" if g is None else f"{g[0][:12]}{' (dirty)' if g[1] else ' (clean)'}"
 
 
 def _count(values) -> str:
