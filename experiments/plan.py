@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -116,6 +117,52 @@ def _conf_state() -> tuple:
     return tuple((str(f), f.stat().st_mtime_ns) for f in sorted(validate.CONF_DIR.rglob("*.yaml")))
 
 
+def _is_group(o: str) -> bool:
+    """A config-group choice (``optimizer=sgd``, ``task=lstsq``) rather than a value
+    (``optimizer.lr=0.1``, ``seed=1``, ``level=2``): Hydra's own distinction, a folder of conf/."""
+    return (validate.CONF_DIR / _key(o)).is_dir()
+
+
+_BASES: dict = {}
+
+
+def _job_config(parser, ov: list[str]) -> tuple[dict, dict]:
+    """The resolved config and group choices of one job, as Hydra's compose gives them, at the
+    cost of one composition per distinct set of group choices (a sweep's jobs mostly differ in
+    values: seeds, step sizes). Hydra composes the defaults list from the group choices and
+    then applies the value overrides to the composed config; the same function
+    (``ConfigLoaderImpl._apply_overrides_to_config``) applies them here to a copy of the
+    composition. ``tests/test_presets.py`` checks the result against one compose per job."""
+    groups = tuple(o for o in ov if _is_group(o))
+    if groups not in _BASES:
+        c = compose("config", overrides=list(groups), return_hydra_config=True)
+        choices = dict(OmegaConf.to_container(c.hydra.runtime.choices))
+        with open_dict(c):
+            del c["hydra"]
+        _BASES[groups] = (c, choices)
+    base, choices = _BASES[groups]
+    c = copy.deepcopy(base)
+    ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides([o for o in ov if not _is_group(o)]), c)
+    with open_dict(c):
+        c.pop("sweep", None)
+    return OmegaConf.to_container(c, resolve=True), dict(choices)
+
+
+def compose_job(ov: list[str]) -> tuple[dict, dict]:
+    """One job composed by Hydra alone (the reference ``_job_config`` is tested against)."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(validate.CONF_DIR), version_base="1.3"):
+            c = compose("config", overrides=list(ov), return_hydra_config=True)
+            choices = dict(OmegaConf.to_container(c.hydra.runtime.choices))
+            with open_dict(c):
+                del c["hydra"]
+                c.pop("sweep", None)
+            return OmegaConf.to_container(c, resolve=True), choices
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def _expand(args: list[str], multirun: bool) -> list[Job]:
     parser = OverridesParser.create()
     try:
@@ -125,6 +172,7 @@ def _expand(args: list[str], multirun: bool) -> list[Job]:
     if not multirun and any(o.is_sweep_override() for o in parsed):
         raise validate.ConfigError("a sweep (a,b or range) needs multirun: add -m")
     GlobalHydra.instance().clear()
+    _BASES.clear()
     try:
         with initialize_config_dir(config_dir=str(validate.CONF_DIR), version_base="1.3"):
             cmd_jobs = BasicSweeper.split_arguments(parser.parse_overrides(_representative(parsed)), None)[0]
@@ -138,21 +186,8 @@ def _expand(args: list[str], multirun: bool) -> list[Job]:
                     bases[groups] = _declared(base) if multirun else [[]]
                 job_lists += [_merge(cj, d) for d in bases[groups]]
             jobs = []
-            composed = {}      # jobs differing only in the seed share one composition (no
-            for ov in job_lists:   # config interpolates ${seed}; tests/test_presets.py checks)
-                seed = [o.split("=", 1)[1] for o in ov if o.split("=", 1)[0] == "seed"]
-                rest = tuple(o for o in ov if o.split("=", 1)[0] != "seed")
-                if len(seed) == 1 and rest in composed:
-                    cfg, choices = copy.deepcopy(composed[rest][0]), composed[rest][1]
-                    cfg["seed"] = int(seed[0]) if seed[0].lstrip("-").isdigit() else seed[0]
-                else:
-                    c = compose("config", overrides=ov, return_hydra_config=True)
-                    choices = dict(OmegaConf.to_container(c.hydra.runtime.choices))
-                    with open_dict(c):
-                        del c["hydra"]
-                        c.pop("sweep", None)
-                    cfg = OmegaConf.to_container(c, resolve=True)
-                    composed[rest] = (cfg, choices)
+            for ov in job_lists:
+                cfg, choices = _job_config(parser, ov)
                 validate.check(cfg, choices)
                 jobs.append(Job(ov, cfg, choices, runid.run_id(cfg)))
             return jobs
@@ -162,3 +197,4 @@ def _expand(args: list[str], multirun: bool) -> list[Job]:
         raise validate.ConfigError(_one_line(e)) from None
     finally:
         GlobalHydra.instance().clear()
+        _BASES.clear()

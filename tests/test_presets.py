@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import plan
+from experiments import plan, runid
 from scripts.figures import EXTRAS, FIGURES, available
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -53,3 +53,17 @@ def test_seed_copies_equal_fresh_compositions():
     fresh = [plan.expand(j.overrides, multirun=False)[0] for j in jobs]
     assert [j.cfg for j in jobs] == [f.cfg for f in fresh]
     assert [j.run_id for j in jobs] == [f.run_id for f in fresh]
+
+
+@pytest.mark.parametrize("preset,profile", [("sls_overparam", "quick"), ("vision_vs_language", "quick"),
+                                            ("sign_descent", "full"), ("acceleration", "quick")])
+def test_one_composition_per_group_choice_equals_hydra_composing_each_job(preset, profile):
+    """plan composes once per set of group choices and applies the value overrides (seeds,
+    step sizes, levels, expressions) with Hydra's own function: every sampled job's config,
+    choices and run id equal one Hydra compose of that job's whole override list."""
+    jobs = _jobs(preset, profile)
+    sample = jobs[::max(1, len(jobs) // 6)]
+    for j in sample:
+        cfg, choices = plan.compose_job(j.overrides)
+        assert cfg == j.cfg and choices == j.choices, j.overrides
+        assert runid.run_id(cfg) == j.run_id

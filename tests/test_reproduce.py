@@ -34,7 +34,7 @@ def test_skip_uses_the_manifest_until_the_configs_change(tmp_path, monkeypatch, 
 
 def test_parallel_sweep_gives_the_numbers_of_a_sequential_one(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    extra = ["train.epochs=2", f"hydra.sweep.dir={tmp_path / 'hydra'}"]
+    extra = ["train.epochs=1", f"hydra.sweep.dir={tmp_path / 'hydra'}"]
     summaries = {}
     for jobs in (1, 2):
         results = tmp_path / f"jobs{jobs}"
@@ -45,17 +45,21 @@ def test_parallel_sweep_gives_the_numbers_of_a_sequential_one(tmp_path, monkeypa
 
 
 def test_no_run_finds_runs_made_by_a_hand_typed_multirun(tmp_path):
-    """The SLURM flow: a sweep launched outside reproduce, then ``--no-run`` gives the claims."""
+    """The SLURM flow: a sweep launched outside reproduce, then ``--no-run`` gives the claims
+    (one epoch instead of the preset's 30: the same override on both commands names the same runs)."""
     import os
     import subprocess
     import sys
     from tests.conftest import REPO
     env = {**os.environ, "RESULTS_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
     p = subprocess.run([sys.executable, "-m", "experiments.train", "-m", "experiment=convergence_rates",
-                        "profile=quick", f"hydra.sweep.dir={tmp_path / 'hydra'}"], cwd=REPO, env=env,
+                        "profile=quick", "train.epochs=1", f"hydra.sweep.dir={tmp_path / 'hydra'}"], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
-    reproduce.main(["--no-run", "--profile", "quick", "--figures", "convergence_rates", "--results", str(tmp_path)])
+    reproduce.main(["--no-run", "--profile", "quick", "--figures", "convergence_rates", "--results", str(tmp_path),
+                    "train.epochs=1"])
+    man = json.loads((tmp_path / "manifests" / "convergence_rates.json").read_text())
+    assert len(man["jobs"]) == 15 and all((tmp_path / "runs" / j["run_id"] / "DONE").exists() for j in man["jobs"])
     rows = json.loads((tmp_path / "claims.json").read_text())
     assert rows and all(r["status"] in ("PASS", "FAIL", "INCONCLUSIVE") for r in rows), rows
 
