@@ -39,8 +39,9 @@ report: install  ## re-render results/report.html from the store and the last cl
 collect: install  ## rebuild results/index.parquet and results/curves.parquet
 	$(PY) -m scripts.collect
 
-bench: install  ## benchmark scripts (ratios against baselines measured in the same run)
+bench: install  ## benchmarks, ratios against baselines measured in the same run: optimizer steps, then reproduce (parallel speed-up, per-job overhead, re-run, trainer step vs a bare loop; CUDA variants when present)
 	$(PY) -m scripts.bench_optimizers
+	$(PY) -m scripts.bench_reproduce $(if $(wildcard $(RESULTS_DIR)/manifests),--store $(RESULTS_DIR))
 
 reference: install  ## copy the quick-profile claims table and 400 px figure thumbnails into results/reference/quick (commit them)
 	$(PY) -m scripts.reference --results $(RESULTS_DIR)

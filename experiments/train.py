@@ -132,7 +132,8 @@ def _train(cfg: dict, rundir: RunDir, rid: str, cid: str, interrupt_at_step) -> 
               "environment": _environment(cfg["device"]),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed": resume,
               "choices": ({k: v for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra/")}
-                          if HydraConfig.initialized() else None)}
+                          if HydraConfig.initialized() else None),
+              "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None}
     rundir.start(record, resume=resume)
     logger = loggers.build(cfg["logger"], record, Path(cfg["paths"]["results_dir"]))
     summary = None

@@ -28,6 +28,11 @@ def test_two_by_two_sweep(tmp_path, launcher):
     assert len(index) == 4 and not problems
     assert sorted(zip(index["optimizer.name"], index["optimizer.lr"])) == [
         ("heavy_ball", 0.01), ("heavy_ball", 0.02), ("sgd", 0.01), ("sgd", 0.02)]
+    import json   # the run record keeps each job's overrides (Hydra's .hydra/ copies are off)
+    recorded = sorted(tuple(json.loads(p.read_text())["overrides"]) for p in (tmp_path / "runs").glob("*/config.json"))
+    assert [[o for o in r if o.startswith(("optimizer", "optimizer.lr"))] for r in recorded] == [
+        ["optimizer=heavy_ball", "optimizer.lr=0.01"], ["optimizer=heavy_ball", "optimizer.lr=0.02"],
+        ["optimizer=sgd", "optimizer.lr=0.01"], ["optimizer=sgd", "optimizer.lr=0.02"]], recorded
     again = _run([*SWEEP, *extra], tmp_path)
     assert again.returncode == 0
     # the sweeper leaves DONE runs out before the launcher is called
