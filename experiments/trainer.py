@@ -341,6 +341,9 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
     def log(rec, opt_stats):
         rec.update(opt_stats)
         rec["opt/n_forwards"], rec["opt/n_backwards"] = c.forwards, c.backwards
+        failed = opt.state.get("failed_forwards")      # line searches: trial forwards of failed
+        if isinstance(failed, int):                   # searches so far (a host int, no sync)
+            rec["opt/failed_forwards"] = failed
         rundir.append_metrics(rec)
         logger.log(rec, step=c.step)
         bar.loss(rec["train/loss"])

@@ -385,3 +385,25 @@ def test_reaches_1e_minus_10_on_interpolating_least_squares(cfg):
                 reached = epoch
                 break
     assert reached is not None, float(f())
+
+
+def test_trainer_logs_the_forwards_of_failed_searches(compose_cfg, monkeypatch):
+    """opt/failed_forwards in the metrics is the line search's own cumulative counter, read at
+    each evaluation (issue 11: the collapse figure reports it exactly, not a lower bound)."""
+    import pandas as pd
+    import optimizers as optimizers_pkg
+    from experiments import trainer
+    from experiments.store import RunDir
+    from experiments.train import execute
+    from tests.conftest import LSTSQ_FAST
+    built = []
+    real_build = optimizers_pkg.build
+    monkeypatch.setattr(trainer.optimizers, "build", lambda *a, **k: built.append(real_build(*a, **k)) or built[-1])
+    # c = 0.999 with 2 trials: most searches fail on this noisy problem
+    cfg = compose_cfg(*LSTSQ_FAST, "optimizer=sls", "optimizer.c=0.999", "optimizer.max_backtracks=2",
+                      "optimizer.reset_option=0")
+    s = execute(cfg)
+    m = pd.read_parquet(RunDir(cfg["paths"]["results_dir"], s["run_id"]).path / "metrics.parquet")
+    ff = m["opt/failed_forwards"].dropna().to_numpy()
+    assert ff[-1] == built[0].state["failed_forwards"] > 0
+    assert (ff[1:] >= ff[:-1]).all()
