@@ -6,6 +6,7 @@ results/runs/<run_id>/
     summary.json     status (completed | diverged | reached_target), final metrics, counts, times
     metrics.parquet  the same records as metrics.jsonl, typed
     DONE             written last: a folder without it is unfinished (and is resumed or redone)
+    figures.json     {figure: method} of other figures whose sweeps found the run DONE (optional)
     ckpt/last.pt     checkpoint of a long run (removed once DONE is written); a checkpoint that
                      cannot be used is renamed ``last.pt.rejected-<time>`` (kept, never deleted)
 results/locks/<run_id>.lock   the claim of the process writing the run (an OS lock on this
@@ -125,9 +126,31 @@ class RunDir:
     def summary(self) -> dict:
         return json.loads((self.path / "summary.json").read_text())
 
+    def config_record(self) -> dict:
+        return json.loads((self.path / "config.json").read_text())
+
     def finished(self) -> bool:
         """DONE and readable: a run a sweep may skip."""
         return self.done and self.intact() is None
+
+    def figures(self) -> dict:
+        """{figure: method label} of the other figures whose sweeps found this run DONE (a run
+        id does not depend on the figure tag, so two figures' sweeps can share a run; its
+        config.json keeps the figure that made it)."""
+        try:
+            obj = json.loads((self.path / "figures.json").read_text())
+            return obj if isinstance(obj, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def add_figure(self, figure: str, method) -> bool:
+        """Record that ``figure``'s sweep uses this run (under its label ``method``); True when
+        that was new. Call with the run's claim held."""
+        have = self.figures()
+        if have.get(figure, object()) == method:
+            return False
+        atomic_write_json(self.path / "figures.json", {**have, figure: method})
+        return True
 
     def intact(self) -> str | None:
         """None when a DONE run reads back whole (config and summary parse, metrics.parquet

@@ -75,6 +75,7 @@ def execute(cfg: dict, *, interrupt_at_step: int | None = None) -> dict:
         if rundir.done and not cfg["force"] and broken is None:
             s = rundir.summary()
             print(f"skip {rid} ({_label(cfg)}): already DONE ({s['status']}); force=true re-runs it")
+            _share(rundir, cfg)
             return s
         if broken:
             print(f"warning: {rid}: DONE but {broken}; redoing it", file=sys.stderr)
@@ -82,6 +83,20 @@ def execute(cfg: dict, *, interrupt_at_step: int | None = None) -> dict:
             rundir.ckpt_path.unlink()
         with gpu_slot(cfg):
             return _train(cfg, rundir, rid, cid, interrupt_at_step)
+
+
+def _share(rundir: RunDir, cfg: dict) -> None:
+    """A DONE run found by another figure's sweep (the figure tag is not part of the run id)
+    is recorded for that figure too, so selection by query finds it there."""
+    fig = cfg.get("figure")
+    if not fig:
+        return
+    try:
+        made_by = rundir.config_record()["config"].get("figure")
+    except (OSError, ValueError, KeyError):
+        return
+    if fig != made_by:
+        rundir.add_figure(fig, cfg.get("method"))
 
 
 GPU_SLOTS_ENV = "OPTSUITE_GPU_SLOTS"

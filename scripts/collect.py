@@ -57,6 +57,10 @@ def read_run(path: Path):
     row = {"run_id": config["run_id"], "config_id": config["config_id"], "path": str(path)}
     row.update(_flatten(config["config"]))
     row.update({f"summary.{k}": v for k, v in _flatten(summary).items()})
+    try:    # other figures whose sweeps share this run: {figure: method}, as JSON text
+        row["also_figures"] = (path / "figures.json").read_text()
+    except OSError:
+        row["also_figures"] = None
     return row, long_format(records, config["run_id"])
 
 
@@ -65,9 +69,9 @@ def read_run(path: Path):
 # unchanged is not read again: its row comes from rows.json and its curve from the current
 # curves.parquet. Bump FORMAT when the layout of the outputs changes; an edit of this file, a
 # missing or rewritten output or a corrupt state rebuilds everything.
-FORMAT = 2
+FORMAT = 3
 STATE_DIR = ".collect"
-_STAMPED = ("DONE", "config.json", "summary.json", "metrics.parquet")
+_STAMPED = ("DONE", "config.json", "summary.json", "metrics.parquet", "figures.json")
 _INT_AXES = ("step", "samples", "grad_evals")
 
 

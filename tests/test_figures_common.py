@@ -303,3 +303,24 @@ def test_a_hand_typed_multirun_reaches_its_figure_and_claims(tmp_path):
     store = Store(tmp_path)
     assert sorted(store.runs("overparam_sgd").run_id) == made
     assert set(store.runs("overparam_sgd").method) == {"sgd_const", "sgd_theory"}
+
+
+def test_a_run_shared_by_two_figures_reaches_both_by_query(tmp_path):
+    """The figure tag is not part of the run id: figure B's sweep finds figure A's run DONE and
+    skips it. The run is recorded for B too (runs/<id>/figures.json), the incremental collect
+    sees the change, and selection by query finds the run in both, each under its own label."""
+    from experiments import plan
+    from experiments.train import execute
+    from scripts.collect import collect
+    from tests.conftest import LSTSQ_FAST
+    cfg = plan.expand([*LSTSQ_FAST, "optimizer=sgd"], multirun=False)[0].cfg
+    cfg["paths"]["results_dir"] = str(tmp_path)
+    a = execute({**cfg, "figure": "convergence_rates", "method": "sgd_const"})
+    collect(tmp_path, quiet=True)
+    assert list(Store(tmp_path).runs("overparam_sgd").run_id) == []
+    b = execute({**cfg, "figure": "overparam_sgd", "method": "sgd_theory"})
+    assert b["run_id"] == a["run_id"]                       # skipped: the same run
+    collect(tmp_path, quiet=True)
+    for fig, label in (("convergence_rates", "sgd_const"), ("overparam_sgd", "sgd_theory")):
+        runs = Store(tmp_path).runs(fig)
+        assert list(runs.run_id) == [a["run_id"]] and list(runs.method) == [label], fig

@@ -101,7 +101,16 @@ class Store:
         index = self.index
         if "figure" not in index.columns or not len(index):
             return None
-        rows = index[index["figure"].astype(str) == figure]
+        also = {}      # runs that another figure made and this figure's sweep found DONE
+        if "also_figures" in index.columns:
+            for rid, text in zip(index["run_id"], index["also_figures"]):
+                try:
+                    shared = json.loads(text) if isinstance(text, str) else {}
+                except ValueError:
+                    shared = {}
+                if isinstance(shared, dict) and figure in shared:
+                    also[str(rid)] = shared[figure]
+        rows = index[(index["figure"].astype(str) == figure) | index["run_id"].astype(str).isin(list(also))]
         if not len(rows):
             return None
         profile, other = None, {}
@@ -119,7 +128,7 @@ class Store:
         for _, r in rows.iterrows():
             rec = self.record(r["run_id"])
             choices = {k: v for k, v in (rec.get("choices") or {}).items() if v is not None}
-            method = r.get("method")
+            method = also.get(str(r["run_id"]), r.get("method")) if str(r.get("figure")) != figure else r.get("method")
             jobs.append({"run_id": str(r["run_id"]), "choices": choices,
                          "method": method if isinstance(method, str) and method else choices.get("optimizer")})
         return {"figure": figure, "profile": profile, "selected_by": "query", "jobs": jobs,
