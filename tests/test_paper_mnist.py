@@ -188,3 +188,18 @@ def test_manifest_label_is_used(tmp_path):
     man = json.loads((tmp_path / "manifests" / "paper_mnist.json").read_text())
     assert {j["method"] for j in man["jobs"]} == set(INSIDE)
     assert set(paper_mnist._runs_by_method(store)) == set(INSIDE)
+
+
+def test_the_report_puts_the_paper_table_in_its_section(tmp_path):
+    """The report's paper_mnist section has one published-numbers row per checked quantity,
+    measured beside published (not the 'no published numbers' line of other figures)."""
+    import re
+    from scripts import report
+    store = _store(tmp_path, INSIDE)
+    rows = [{"figure": c.figure, "claim": c.claim, "measured": c.measured, "status": c.status}
+            for c in paper_mnist.check(store)]
+    html = report.write(tmp_path, rows, "full").read_text()
+    section = re.search(r"<section id='paper_mnist'>(.*?)</section>", html, re.S).group(1)
+    table = re.search(r"<table class='published'>(.*?)</table>", section, re.S).group(1)
+    assert table.count("<tr>") == 1 + len(paper_mnist.PUBLISHED)
+    assert "0.985" in table and "PoNoS" in table
