@@ -12,6 +12,12 @@ then the floor scales like alpha^2 and |B|^-1.4 to |B|^-2 (measured in issue 11 
 family), lower than the with-replacement floor. The stall claim below only needs a floor (the loss
 stops decreasing at a level far above round-off), which both samplings have; the scaling with alpha
 and |B| is not checked here, and the with-replacement option needs a trainer change (not made here).
+
+Measured on 3 seeds (quick, 60 epochs, 2026-12-03): "decreasing-step SGD is sublinear" FAILs in
+seed 1 only (last-doubling decade ratios 1.10, 2.34, 1.11; log-log slopes -2.15, -2.56, -2.29):
+the schedule alpha0 / (1 + k/500) is still in its transient, faster than the asymptotic 1/k, and
+one seed's last doubling looks linear. Not yet decided: a longer budget (where the 1/k regime
+shows in every seed) or a fit over more doublings; the [0.5, 1.5] band is unchanged.
 """
 from __future__ import annotations
 
