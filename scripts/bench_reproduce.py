@@ -96,7 +96,8 @@ def bench_figures(figs: list, jobs: int, extra: list, keep: Path | None) -> dict
                                         _env(store))
                 row[f"wall_j{n}"], row[f"cpu_j{n}"] = round(wall, 1), round(cpu, 1)
             row["speedup"] = round(row["wall_j1"] / row[f"wall_j{jobs}"], 2)
-            row["runs"] = len(list((stores[1] / "runs").glob("*/DONE")))
+            man = json.loads((stores[1] / "manifests" / f"{fig}.json").read_text())
+            row["runs"] = len(man["jobs"])             # the store holds the earlier figures' runs too
             out["per_figure"].append(row)
             print(f"  {fig}: {row}", flush=True)
         out["same_numbers"] = _finals(stores[1]) == _finals(stores[jobs])
