@@ -55,7 +55,7 @@ th{background:#f3f3f3}.PASS{background:#dfd}.FAIL,.ERROR,.INCOMPLETE{background:
 .badge{display:inline-block;padding:2px 10px;margin:0 6px 4px 0;border-radius:4px;font-weight:600;font-size:15px}
 .differs{outline:2px solid #c00}.muted{color:#666;font-size:13px}
 .figrow{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}.figrow>div{flex:1 1 560px;min-width:0}
-.figrow img{max-width:100%;border:1px solid #eee}.plot{height:460px}
+.figrow img{max-width:100%;border:1px solid #eee}.plot{height:560px}
 td.num{text-align:right;font-variant-numeric:tabular-nums}details{margin:.4em 0}code{font-size:12px}"""
 
 
@@ -169,6 +169,23 @@ def _clean(values) -> list:
     return [float(v) if math.isfinite(v) else None for v in np.asarray(values, float)]
 
 
+# f - f* is float64 round-off once it is below ~1e-15 of where it started (f and f* agree to the
+# last bits): those points, and non-positive ones a log axis cannot show, are left out rather
+# than drawn as spikes and a fake plateau (the static figures mask the same way, mask_below)
+ROUND_OFF = 1e-15
+DIVERGED = 1e3
+
+
+def masked(values, metric: str) -> list:
+    y = np.asarray(values, float)
+    if metric == "subopt" and len(y):
+        finite = y[np.isfinite(y)]
+        start = abs(finite[0]) if len(finite) else 0.0        # where the run started
+        with np.errstate(invalid="ignore"):
+            y = np.where(y > ROUND_OFF * start, y, np.nan)
+    return _clean(y)
+
+
 def _hex(color) -> str:
     from matplotlib.colors import to_hex
     return to_hex(color)
@@ -214,13 +231,20 @@ def plot_spec(store: Store, runs, fig: str) -> dict | None:
             st = style(m)
             first = m not in shown
             shown.append(m)
-            group.append({"type": "scatter", "mode": "lines", "x": _clean(x_values(cur, x_col)), "y": _clean(cur.value),
+            group.append({"type": "scatter", "mode": "lines", "x": _clean(x_values(cur, x_col)), "y": masked(cur.value, metric),
                           # one legend entry per method (a click hides all its runs); the run's
                           # settings are in its hover text
                           "name": esc(display(m)), "legendgroup": m, "showlegend": first,
                           "line": {"color": _hex(st["color"]), "dash": DASH.get(st["ls"], "solid"), "width": 1.6},
                           "hovertemplate": f"{esc(display(m))} {esc(_run_name(r, columns[m]))}<br>run {esc(r.run_id)}"
                                            f"<br>{x_title} %{{x:.3g}}<br>%{{y:.4g}}<extra></extra>"})
+        if group and metric != "acc":
+            # a diverging run would stretch the axis to 1e+100: its curve ends where it leaves
+            # 1000x the largest starting value of the group (the static figures cut it the same way)
+            starts = [next((v for v in t["y"] if v is not None), None) for t in group]
+            top = DIVERGED * max((abs(v) for v in starts if v is not None), default=math.inf)
+            for t in group:
+                t["y"] = [None if v is not None and abs(v) > top else v for v in t["y"]]
         if group:
             metrics.append((title, len(traces), len(group)))
             traces += group
@@ -244,11 +268,15 @@ def plot_spec(store: Store, runs, fig: str) -> dict | None:
                       "buttons": [{"label": t, "method": "update",
                                    "args": [{"visible": visible(i0, n)}, {"yaxis.title.text": t}]}
                                   for t, i0, n in metrics]})
-    # a fixed right margin for the legend: headless Chromium measured its text too narrow and cut it
-    layout = {"margin": {"l": 60, "r": 150, "t": 70, "b": 45}, "updatemenus": menus, "hovermode": "closest",
+    # the legend below the plot: on the right it was cut at the column's edge (headless Chromium)
+    layout = {"margin": {"l": 60, "r": 20, "t": 70, "b": 45}, "updatemenus": menus, "hovermode": "closest",
               "xaxis": {"title": {"text": x_title}, "type": "linear"},
               "yaxis": {"title": {"text": metrics[0][0]}, "type": "log" if log_y else "linear", "exponentformat": "e"},
-              "legend": {"font": {"size": 10}, "groupclick": "togglegroup", "x": 1.02, "xanchor": "left"}, "template": None}
+              "legend": {"font": {"size": 10}, "groupclick": "togglegroup", "orientation": "h",
+                         "x": 0, "xanchor": "left", "y": -0.2, "yanchor": "top",
+                         # a fixed entry width: the measured text width overlapped entries
+                         "entrywidth": 170, "entrywidthmode": "pixels"},
+              "font": {"family": "DejaVu Sans, Verdana, Arial, sans-serif"}, "template": None}
     return {"data": traces, "layout": layout}
 
 

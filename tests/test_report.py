@@ -181,3 +181,13 @@ def test_reference_folder_has_claims_thumbnails_and_provenance(tmp_path):
     write_store(tmp_path / "full", "sls_deep", [_run("r", "sls", 1e-3)], profile="full")
     (tmp_path / "full" / "claims.json").write_text(json.dumps(ROWS[:1]))
     assert "not a quick-profile store" in reference.make(tmp_path / "full", tmp_path / "out2")[0]
+
+
+def test_interactive_curves_leave_out_round_off_and_non_positive_values():
+    """f - f* below 1e-15 of its start is float64 round-off: left out (None), as are values a log
+    axis cannot show; other metrics keep every finite value."""
+    from scripts.report import masked
+    assert masked([1.0, 1e-8, 3e-16, 0.0, -1e-17, float("nan")], "subopt") == [1.0, 1e-8, None, None, None, None]
+    assert masked([2.0, 1e-20, 0.5], "loss") == [2.0, 1e-20, 0.5]
+    # the floor is relative to where the run started, so a diverging run keeps its early points
+    assert masked([1.0, 1e-3, 1e100], "subopt") == [1.0, 1e-3, 1e100]
