@@ -75,7 +75,7 @@ def execute(cfg: dict, *, interrupt_at_step: int | None = None) -> dict:
         if rundir.done and not cfg["force"] and broken is None:
             s = rundir.summary()
             print(f"skip {rid} ({_label(cfg)}): already DONE ({s['status']}); force=true re-runs it")
-            _share(rundir, cfg)
+            record_figure(rundir, cfg)
             return s
         if broken:
             print(f"warning: {rid}: DONE but {broken}; redoing it", file=sys.stderr)
@@ -85,9 +85,10 @@ def execute(cfg: dict, *, interrupt_at_step: int | None = None) -> dict:
             return _train(cfg, rundir, rid, cid, interrupt_at_step)
 
 
-def _share(rundir: RunDir, cfg: dict) -> None:
+def record_figure(rundir: RunDir, cfg: dict) -> None:
     """A DONE run found by another figure's sweep (the figure tag is not part of the run id)
-    is recorded for that figure too, so selection by query finds it there."""
+    is recorded for that figure too, so selection by query finds it there. Called where a DONE
+    run is skipped: here and in the suite sweeper, which leaves DONE runs out of the launch."""
     fig = cfg.get("figure")
     if not fig:
         return

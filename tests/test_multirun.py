@@ -145,3 +145,15 @@ def test_each_job_holds_a_gpu_of_its_own(monkeypatch, tmp_path):
     cpu = {"device": "cpu"}
     with train.gpu_slot(cpu):
         assert cpu["device"] == "cpu"
+
+
+def test_a_sweep_that_finds_another_figures_run_done_records_itself(tmp_path):
+    """The sweeper leaves DONE runs out of the launch; a run made under another figure tag is
+    still recorded for this sweep's figure (runs/<id>/figures.json)."""
+    import json
+    base = ["-m", "dataset=lstsq", "dataset.n=30", "model.bias=false", "train.epochs=1", "optimizer=sgd"]
+    assert _run([*base, "figure=convergence_rates", "method=sgd_const"], tmp_path).returncode == 0
+    again = _run([*base, "figure=overparam_sgd", "method=sgd_theory"], tmp_path)
+    assert again.returncode == 0 and "1 already DONE, launching 0" in again.stdout
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "figures.json").read_text()) == {"overparam_sgd": "sgd_theory"}

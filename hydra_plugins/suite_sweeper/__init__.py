@@ -83,6 +83,11 @@ class SuiteSweeper(Sweeper):
         from experiments.store import RunDir
         todo = [j for j in jobs if j.cfg.get("force") or not
                 RunDir(j.cfg["paths"]["results_dir"], j.run_id).finished()]
+        from experiments.train import record_figure
+        launched = {id(j) for j in todo}
+        for j in jobs:                 # a DONE run this figure shares with another one
+            if id(j) not in launched:
+                record_figure(RunDir(j.cfg["paths"]["results_dir"], j.run_id), j.cfg)
         if self.order == "longest_first":
             launched = {id(j) for j in todo}
             todo = longest_first(todo, [j for j in jobs if id(j) not in launched])
