@@ -20,6 +20,10 @@ KEY_VERSION = 2
 SEMANTIC_GROUPS = ("dataset", "model", "optimizer", "train")
 # Keys inside semantic groups that change how a run is executed, not what it computes.
 NON_SEMANTIC = {"train": ("eval_batch_size", "checkpoint_every_s", "save_model", "compile")}
+# Keys added after runs were stored, with the value that reproduces what those runs computed:
+# at that value they are left out of the hash, so existing run ids stand; any other value is a
+# new run. (train.sampling: every run before it sampled by per-epoch reshuffling.)
+ADDED_AT_DEFAULT = {"train": {"sampling": "reshuffle"}}
 
 
 def canonical(value):
@@ -43,6 +47,10 @@ def semantic_config(cfg: dict) -> dict:
     for group, keys in NON_SEMANTIC.items():
         for k in keys:
             out[group].pop(k, None)
+    for group, keys in ADDED_AT_DEFAULT.items():
+        for k, default in keys.items():
+            if out[group].get(k, default) == default:
+                out[group].pop(k, None)
     return out
 
 

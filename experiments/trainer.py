@@ -192,10 +192,13 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
     eval_every = max(1, round(float(tc["eval_every"]) * steps_per_epoch))
     chunk = int(tc["eval_batch_size"])
 
+    with_replacement = tc.get("sampling", "reshuffle") == "with_replacement" and not full_batch
     if "rho" in data.info:
-        # strong-growth constant of a batch of bs drawn without replacement from n:
-        # E||g_B||^2 = ||g||^2 + (n-b)/(b(n-1)) (E_i||g_i||^2 - ||g||^2)
-        data.info["rho_b"] = 1 + (n - bs) / (bs * max(n - 1, 1)) * (data.info["rho"] - 1)
+        # strong-growth constant of a batch of bs: drawn without replacement from n (reshuffle),
+        # E||g_B||^2 = ||g||^2 + (n-b)/(b(n-1)) (E_i||g_i||^2 - ||g||^2); bs i.i.d. indices
+        # (with_replacement), E||g_B||^2 = ||g||^2 + (E_i||g_i||^2 - ||g||^2)/b
+        shrink = 1 / bs if with_replacement else (n - bs) / (bs * max(n - 1, 1))
+        data.info["rho_b"] = 1 + shrink * (data.info["rho"] - 1)
     try:
         opt_cfg = constants.resolve(cfg["optimizer"], data.info)
     except constants.ExpressionError as e:
@@ -257,6 +260,8 @@ def run(cfg: dict, rundir, logger, *, interrupt_at_step: int | None = None) -> d
             # a Python int for the optimizer's table: SAG's one host read per step
             slot = int(_host_read(torch.randint(steps_per_epoch, (1,), generator=order, device=device))[0])
             return slots[slot], slot
+        if with_replacement:       # bs i.i.d. uniform indices per step: the SGD theorems' sampling
+            return torch.randint(n, (bs,), generator=order, device=device), None
         if perm is None or pos + bs > n:             # a new epoch: fresh permutation
             perm, pos = torch.randperm(n, generator=order, device=device), 0
         idx = perm[pos:pos + bs]

@@ -89,6 +89,7 @@ SCHEDULE_KEYS = {"constant": (), "inverse": ("decay_steps",), "inverse_sqrt": ("
 CHOICES = {
     "logger.mode": ("online", "offline", "disabled"),
     "optimizer.schedule.name": schedules.NAMES,
+    "train.sampling": ("reshuffle", "with_replacement"),
 }
 STRINGS_ALLOWED = {"train.batch_size": ("full",)}
 # Keys whose default is an int but whose meaning allows fractions (half an epoch).
@@ -200,6 +201,9 @@ def _check_rules(cfg: dict):
     bs = cfg["train"]["batch_size"]
     if not (bs == "full" or (isinstance(bs, int) and bs > 0)):
         raise ConfigError(f"train.batch_size must be a positive integer or 'full', got {bs!r}")
+    if cfg["train"].get("sampling") == "with_replacement" and cfg["optimizer"].get("name") == "sag":
+        raise ConfigError("train.sampling=with_replacement does not apply to SAG (it draws its fixed "
+                          "batches with replacement already); leave train.sampling=reshuffle")
     dev = cfg.get("device", "auto")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", str(dev)):
         raise ConfigError(f"device='{dev}' is not valid; valid: auto, cpu, cuda, cuda:N, mps")

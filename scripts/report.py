@@ -39,6 +39,7 @@ METRICS = (("train", "subopt", "f - f* (training)"), ("train", "loss", "training
 DASH = {"-": "solid", "--": "dash", "-.": "dashdot", ":": "dot"}
 # the x axis of the interactive plot: the static figure's (epochs unless it says otherwise)
 X_AXIS = {"overparam_sgd": ("step", "iteration k"), "acceleration": ("step", "iteration k"),
+          "noise_floor": ("step", "iteration k"),
           "convergence_rates": ("grad_evals/n", "gradient evaluations / n")}
 
 

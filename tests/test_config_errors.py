@@ -21,6 +21,8 @@ CASES = [
     (["logger=wandb", "logger.mode=onlin"], "logger.mode='onlin' is not valid; valid: online, offline, disabled"),
     (["device=gpu"], "device='gpu' is not valid"),
     (["optimizer=sgd_decreasing", "optimizer.schedule.name=linear"], "is not a schedule; valid:"),
+    (["train.sampling=replacement"], "train.sampling='replacement' is not valid; valid: reshuffle, with_replacement"),
+    (["optimizer=sag", "train.sampling=with_replacement"], "does not apply to SAG"),
 ]
 
 

@@ -126,6 +126,7 @@ def _counts_linear(m=7):
 STORES = {
     "convergence_rates": lambda t: lstsq._conv_store(t),
     "overparam_sgd": lambda t: lstsq._overparam_store(t),
+    "noise_floor": lambda t: lstsq._nf_store(t),
     "acceleration": lambda t: lstsq._accel_store(t),
     "sls_overparam": lambda t: overparam._store(t, diverge_sgd=True),
     "sls_deep": lambda t: vision._sls_store(t),

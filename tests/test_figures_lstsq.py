@@ -3,7 +3,7 @@ and their claim checks react to the numbers: the same store with the effect remo
 import numpy as np
 import pytest
 
-from scripts.figures import acceleration, convergence_rates, overparam_sgd
+from scripts.figures import acceleration, convergence_rates, noise_floor, overparam_sgd
 from scripts.figures.common import Store
 from tests.fake_store import write_store
 
@@ -134,3 +134,62 @@ def test_acceleration_one_seed_off_is_not_pass(tmp_path):
     claims = acceleration.check(_accel_store(tmp_path, jitter=jitter))
     assert claims[1].status == "FAIL" and "2 of 3 seeds show it" in claims[1].measured
     assert "median 0.51" in claims[1].measured          # 5 kappa^0.5, rounded to whole iterations
+
+
+# ----------------------------------------------------------------------------- noise_floor
+NF_POINTS = [(c, 1) for c in (0.5, 0.25, 0.125, 0.0625)] + [(0.25, b) for b in (2, 4, 8, 16)]
+
+
+def _nf_store(tmp_path, with_law=lambda c, b: 1e-3 * c / b, reshuffle_law=lambda c, b: 1e-3 * c ** 2 / b ** 2,
+              jitter=(1.0, 1.1, 0.9)):
+    """Each run: f - f* falling from 1e-1 to its floor by a fifth of 10,000 steps, then flat at the
+    floor (times a seed factor); the quick grid's two ladders, steps as '<c>/L_max' with L_max 3."""
+    k = np.arange(0, 10001, 100)
+    runs = []
+    for i, (c, b) in enumerate(NF_POINTS):
+        for method, law in (("sgd_with_replacement", with_law), ("sgd_reshuffle", reshuffle_law)):
+            for s in SEEDS:
+                f = law(c, b) * (jitter(s, c, b) if callable(jitter) else jitter[s])
+                y = np.maximum(1e-1 * np.exp(-k / 200), f)
+                runs.append({"run_id": f"{method}{i}_s{s}", "method": method, "choices": {"optimizer": "sgd"},
+                             "n": 256, "batch_size": b,
+                             "columns": {"optimizer.lr": f"{c}/L_max", "summary.data_info.L_max": 3.0,
+                                         "train.batch_size": b, "seed": s, "summary.status": "completed"},
+                             "curves": {("train", "subopt", -1): (k, y)}})
+    return Store(write_store(tmp_path / "s", "noise_floor", runs))
+
+
+def test_noise_floor_reads_the_talks_law(tmp_path):
+    store = _nf_store(tmp_path)
+    assert noise_floor.plot(store, tmp_path / "fig")[0].exists()
+    claims = noise_floor.check(store)
+    assert [c.status for c in claims] == ["PASS"] * 4, [c.measured for c in claims]
+    assert "median 1.00 [1.00, 1.00]" in claims[0].measured and "median -1.00" in claims[1].measured
+    assert "over step 0.0625..0.5" in claims[0].measured and "over batch 1..16" in claims[1].measured
+    assert "median 0.5 [0.5, 0.5]" in claims[2].measured      # the largest ratio: at c = 0.5, b = 1
+    assert "median +1.00" in claims[3].measured
+
+
+def test_noise_floor_of_a_run_is_the_mean_of_its_second_half(tmp_path):
+    import pandas as pd
+    cur = pd.DataFrame({"step": [0, 10, 20, 30, 40], "value": [9.0, 5.0, 3.0, 2.0, 1.0]})
+    assert noise_floor.floor_of(cur) == pytest.approx((3.0 + 2.0 + 1.0) / 3)    # steps >= 20
+
+
+@pytest.mark.parametrize("with_law,failing", [
+    (lambda c, b: 2e-3 * c ** 2 / b, [0, 3]),        # with replacement O(alpha^2): not the talk's law
+    (lambda c, b: 1e-3 * c / b ** 2, [1]),           # O(1/|B|^2)
+    (lambda c, b: 1e-7 * c / b, [2]),                # with replacement below reshuffling
+])
+def test_noise_floor_claims_fail_without_the_effect(tmp_path, with_law, failing):
+    claims = noise_floor.check(_nf_store(tmp_path, with_law=with_law))
+    assert [i for i, c in enumerate(claims) if c.status != "PASS"] == failing, [c.measured for c in claims]
+
+
+def test_noise_floor_one_seed_off_is_not_pass(tmp_path):
+    """Seed 2's with-replacement floor grows like alpha^1.7 (factor (c / 0.0625)^0.7): the median
+    slope over seeds is still 1, the worst seed's is outside 1 +- 0.5."""
+    jitter = lambda s, c, b: (c / 0.0625) ** 0.7 if s == 2 and b == 1 else 1.0  # noqa: E731
+    claims = noise_floor.check(_nf_store(tmp_path, jitter=jitter))
+    assert claims[0].status == "FAIL" and "2 of 3 seeds show it" in claims[0].measured
+    assert "median 1.00" in claims[0].measured

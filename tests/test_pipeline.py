@@ -43,7 +43,8 @@ def test_run_writes_the_store_and_skips_when_done(compose_cfg, tmp_path, capsys)
     ("optimizer=sag",),                        # fixed partition drawn before the RNG is restored
     ("optimizer=sag", "dataset.n=42"),         # slots of 4 and 5 examples (none dropped)
     ("optimizer=svrg",),                       # snapshot and full gradient in the checkpoint
-], ids=["heavy_ball", "sag", "sag-uneven", "svrg"])
+    ("optimizer=sgd", "train.sampling=with_replacement"),   # i.i.d. indices from the restored stream
+], ids=["heavy_ball", "sag", "sag-uneven", "svrg", "with_replacement"])
 def test_interrupted_run_leaves_no_done_and_resumes_to_the_same_numbers(compose_cfg, tmp_path, opt):
     over = (*LSTSQ_FAST, "train.epochs=6", "train.checkpoint_every_s=0", *opt)
     ref = compose_cfg(*over, results=tmp_path / "a")

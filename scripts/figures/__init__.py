@@ -14,6 +14,7 @@ import importlib
 FIGURES = (
     "convergence_rates",
     "overparam_sgd",
+    "noise_floor",
     "acceleration",
     "sls_overparam",
     "sls_deep",

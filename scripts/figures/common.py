@@ -238,6 +238,8 @@ METHODS = {
     "sgd_const": ("SGD, step 1/L_max", r"SGD, step $1/L_{\max}$", "#1f77b4", "-.", "o"),
     "sgd_decreasing": ("SGD, decreasing steps", None, "#1a2a6c", "-", "D"),
     "sgd_theory": ("SGD, step 1/(rho L)", r"SGD, step $1/(\rho L)$", "#17becf", "-", "o"),
+    "sgd_with_replacement": ("SGD, with replacement", None, "#08519c", "-", "o"),
+    "sgd_reshuffle": ("SGD, reshuffled each epoch", None, "#08519c", "--", "s"),
     "accel_sgd": ("accelerated SGD", None, "#d95f02", "-", "s"),
     # line searches and Polyak steps
     "sls": ("SLS", None, "#2ca02c", "-", "o"),

@@ -15,8 +15,8 @@ permutation per epoch), and then the floor is smaller and scales differently: me
 problem family, like alpha^2 and |B|^-1.4 to |B|^-2 (reshuffling cancels the noise of an epoch to
 first order, the leftover is second order in the step). The claims here only need a floor to exist
 (a plateau above 1e-6 that stops decreasing), which holds under either sampling; they do not test the
-O(alpha sigma^2 / |B|) scaling, and the suite does not reproduce that scaling until the trainer offers
-with-replacement sampling (a change to experiments/trainer.py, not made here).
+O(alpha sigma^2 / |B|) scaling. The ``noise_floor`` figure does, with ``train.sampling=with_replacement``
+beside the default reshuffling.
 """
 from __future__ import annotations
 
