@@ -68,6 +68,26 @@ def test_convergence_rates_paired_effect_within_seed_noise_is_not_pass(tmp_path)
     assert claims[3].status == "FAIL" and "2 of 3 seeds show it" in claims[3].measured
 
 
+def test_power_ratio_reads_the_trend_not_one_evaluation():
+    """A power law loses the same decades per doubling (ratio 1), a linear rate twice as many over
+    the last doubling (ratio 2), also when each evaluation fluctuates by +-0.2 decades; a single
+    last evaluation sitting 0.4 decades low moves the former three-point estimate from 1 to 1.66
+    (outside the claim's [0.5, 1.5] band: issue 11's convergence_rates seed 1 read 2.34) and the
+    fitted one by less than 0.1."""
+    x = np.arange(0.5, 60.01, 0.5)
+    ratio = convergence_rates._power_ratio
+    assert ratio(x, x ** -2.0) == pytest.approx(1.0, abs=1e-9)
+    assert ratio(x, 10 ** (-x / 5)) == pytest.approx(2.0, abs=0.05)
+    wobble = 10 ** (0.2 * np.sin(7.3 * x))                      # deterministic evaluation noise
+    assert abs(ratio(x, x ** -2.0 * wobble) - 1.0) < 0.1
+    assert abs(ratio(x, 10 ** (-x / 5) * wobble) - 2.0) < 0.1
+    dip = np.where(np.isclose(x, 60.0), 10 ** -0.4, 1.0)        # one low evaluation at the end
+    at = lambda v: np.log10(np.interp(v, x, x ** -2.0 * dip))  # noqa: E731
+    three_point = (at(30) - at(60)) / (at(15) - at(30))
+    assert three_point > 1.5                                   # the old estimate: "linear"
+    assert abs(ratio(x, x ** -2.0 * dip) - 1.0) < 0.1
+
+
 def _overparam_store(tmp_path, theory_rate=0.9995, factors=(1.0, 1.05, 0.95)):
     runs = []
     k = np.arange(0, 3001, 10)
