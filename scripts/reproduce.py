@@ -55,13 +55,26 @@ def write_manifest(results: Path, fig: str, profile: str, jobs, conf_hash: str |
                   "choices": j.choices} for j in jobs]})
 
 
+_REPO = Path(__file__).resolve().parent.parent
+# What turns a config into run ids besides the config files: the planner, the id itself and the
+# code digests of the optimizers and models that go into it (experiments/code_identity.py).
+ID_CODE = ("experiments/runid.py", "experiments/code_identity.py", "experiments/plan.py",
+           "experiments/sweep.py", "experiments/constants.py", "optimizers", "models")
+
+
 def _conf_hash(overrides: list[str]) -> str:
-    """Fingerprint of every config file and the overrides: when it matches the manifest's,
-    the manifest's run ids are still the sweep's and planning (composing every job) is skipped."""
-    conf = Path(__file__).resolve().parent.parent / "conf"
+    """Fingerprint of the overrides, every config file and the code that maps them to run ids
+    (``ID_CODE``): when it matches the manifest's, the manifest's run ids are still the sweep's
+    and planning (composing every job) is skipped. (Until 2026-12-04 only the config files and
+    overrides counted: after an edit to an optimizer, whose runs then get new ids, the stale
+    manifest still named the old runs, found them DONE and plotted them.)"""
     h = hashlib.sha256(json.dumps(overrides).encode())
-    for f in sorted(conf.rglob("*.yaml")):
-        h.update(str(f.relative_to(conf)).encode() + b"\0" + f.read_bytes())
+    files = sorted((_REPO / "conf").rglob("*.yaml"))
+    for part in ID_CODE:
+        p = _REPO / part
+        files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+    for f in files:
+        h.update(str(f.relative_to(_REPO)).encode() + b"\0" + (f.read_bytes() if f.exists() else b""))
     return h.hexdigest()
 
 

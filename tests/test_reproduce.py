@@ -32,6 +32,29 @@ def test_skip_uses_the_manifest_until_the_configs_change(tmp_path, monkeypatch, 
     assert reproduce._conf_hash(overrides + ["seed=1"]) != man["conf_hash"]
 
 
+def test_the_fingerprint_follows_the_code_that_makes_run_ids(tmp_path, monkeypatch):
+    """An edited optimizer gets new run ids (experiments/code_identity.py), so the manifest
+    planned before the edit must not be reused; an edited figure script or trainer does not
+    change ids and does not count."""
+    import shutil
+    for part in ("conf", "experiments", "optimizers", "models", "scripts"):
+        shutil.copytree(reproduce._REPO / part, tmp_path / part,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(reproduce, "_REPO", tmp_path)
+    overrides = ["experiment=convergence_rates", "profile=quick"]
+    before = reproduce._conf_hash(overrides)
+    for edited in ("scripts/figures/convergence_rates.py", "experiments/trainer.py"):
+        (tmp_path / edited).write_text((tmp_path / edited).read_text() + "\n# a comment\n")
+    assert reproduce._conf_hash(overrides) == before
+    for edited in ("optimizers/sls.py", "models/__init__.py", "experiments/runid.py", "conf/train/default.yaml"):
+        f = tmp_path / edited
+        text = f.read_text()
+        f.write_text(text + "\n# an edit\n")
+        assert reproduce._conf_hash(overrides) != before, edited
+        f.write_text(text)
+    assert reproduce._conf_hash(overrides) == before
+
+
 def test_parallel_sweep_gives_the_numbers_of_a_sequential_one(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     extra = ["train.epochs=1", f"hydra.sweep.dir={tmp_path / 'hydra'}"]
