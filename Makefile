@@ -46,7 +46,7 @@ bench: install  ## benchmarks, ratios against baselines measured in the same run
 reference: install  ## copy the quick-profile claims table and 400 px figure thumbnails into results/reference/quick (commit them)
 	$(PY) -m scripts.reference --results $(RESULTS_DIR)
 
-paper-table: install  ## PoNoS paper fig. 1 (MNIST MLP, 200 epochs, 1 seed; not part of reproduce-all, about 1-2 h on 2 cores) beside the published numbers
+paper-table: install  ## PoNoS paper fig. 1 (MNIST MLP, 200 epochs, 1 seed; not part of reproduce-all, about 45 min on 2 cores) beside the published numbers
 	$(PY) -m scripts.reproduce --figures paper_mnist --profile full
 
 # The runs (possibly GPU-days) are never removed by `clean`: everything else in results/ is
