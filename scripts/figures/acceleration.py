@@ -21,7 +21,8 @@ import math
 
 import numpy as np
 
-from scripts.figures.common import Claim, display, first_below, fmt_num, legend_label, loglog_slope, plt, save, style
+from scripts.figures.common import (Claim, display, first_below, fmt_num, ladder, ladder_span, ladders, legend_label,
+                                    loglog_slope, plt, save, style)
 from scripts.figures.seeds import draw_band, seed_claim
 
 FIG = "acceleration"
@@ -49,27 +50,6 @@ def table(store):
     return out
 
 
-def ladders(tab):
-    """(kappa ladder rho_b, rho ladder kappa): the rho_b with the most distinct kappas and the kappa
-    with the most distinct rho_b values (the grid's two ladders share one point)."""
-    def most(key, other):
-        counts = {}
-        for t in tab:
-            counts.setdefault(t[key], set()).add(t[other])
-        return max(counts, key=lambda v: (len(counts[v]), -v)) if counts else math.nan
-    return most(2, 1), most(1, 2)
-
-
-def _series(tab, method, axis, fixed):
-    """{seed: (x, iterations)} of one ladder: axis 1 = kappa (at rho_b = fixed), 2 = rho_b (at kappa = fixed)."""
-    other = 2 if axis == 1 else 1
-    out = {}
-    for t in tab:
-        if t[0] == method and math.isclose(t[other], fixed, rel_tol=1e-6):
-            out.setdefault(t[3], []).append((t[axis], t[4]))
-    return {s: tuple(map(np.array, zip(*sorted(v)))) for s, v in sorted(out.items())}
-
-
 def plot(store, out_dir):
     p = plt()
     tab = table(store)
@@ -78,7 +58,7 @@ def plot(store, out_dir):
     for ax, axis, fixed, xlabel in ((axes[0], 1, rho_fixed, r"condition number $\kappa = L / \mu$"),
                                     (axes[1], 2, kappa_fixed, r"strong-growth constant $\rho_b$ (batch size varied)")):
         for method in sorted({t[0] for t in tab}):
-            ser = _series(tab, method, axis, fixed)
+            ser = ladder(tab, method, axis, fixed)
             if not ser:
                 continue
             xs = sorted({float(x) for x, _ in ser.values() for x in x})
@@ -104,7 +84,7 @@ def plot(store, out_dir):
 
 
 def _ladder_claim(tab, method, axis, fixed, target, tol, min_decades, what):
-    ser = _series(tab, method, axis, fixed)
+    ser = ladder(tab, method, axis, fixed)
     slopes, notes = {}, []
     for s, (x, it) in ser.items():
         decades = math.log10(x.max() / x.min()) if len(x) else 0
@@ -113,8 +93,7 @@ def _ladder_claim(tab, method, axis, fixed, target, tol, min_decades, what):
         slopes[s] = loglog_slope(x, it) if missing == 0 and decades >= min_decades else math.nan
         notes.append(f"s{s}: iterations {', '.join(f'{v:.0f}' for v in it)}"
                      + (f" ({missing} never reached)" if missing else ""))
-    xs = sorted({float(v) for x, _ in ser.values() for v in x})
-    rng = f"{what} {fmt_num(min(xs))}..{fmt_num(max(xs))}" if xs else f"no {what} ladder"
+    rng = ladder_span(ser, what)
     fixed_name = "rho_b" if axis == 1 else "kappa"
     return seed_claim(FIG, f"{display(method)}: log-log slope of iterations vs {what} (at {fixed_name} = "
                       f"{fmt_num(fixed)}, >= {min_decades} decades) is {target} +- {tol}",

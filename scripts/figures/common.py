@@ -188,6 +188,37 @@ def loglog_slope(x, y) -> float:
     return float(np.polyfit(np.log10(x[ok]), np.log10(y[ok]), 1)[0])
 
 
+# Two ladders that share one point (acceleration: kappa at a fixed rho_b and rho_b at a fixed kappa;
+# noise_floor: the step at a fixed batch and the batch at a fixed step). A table row is
+# (method, x1, x2, seed, value).
+def ladders(tab) -> tuple[float, float]:
+    """(the x2 of the x1 ladder, the x1 of the x2 ladder): the x2 with the most distinct x1 values
+    and the x1 with the most distinct x2 values."""
+    def most(key, other):
+        counts = {}
+        for t in tab:
+            if math.isfinite(t[key]):
+                counts.setdefault(t[key], set()).add(round(t[other], 12))
+        return max(counts, key=lambda v: (len(counts[v]), -v)) if counts else math.nan
+    return most(2, 1), most(1, 2)
+
+
+def ladder(tab, method, axis: int, fixed: float) -> dict[int, tuple]:
+    """{seed: (x, values)} of one ladder, sorted by x: axis 1 = x1 (at x2 = fixed), 2 = x2 (at x1 = fixed)."""
+    other = 2 if axis == 1 else 1
+    out = {}
+    for t in tab:
+        if t[0] == method and math.isclose(t[other], fixed, rel_tol=1e-6):
+            out.setdefault(t[3], []).append((t[axis], t[4]))
+    return {s: tuple(map(np.array, zip(*sorted(v)))) for s, v in sorted(out.items())}
+
+
+def ladder_span(series: dict, what: str) -> str:
+    """'kappa 10..10000' over the x values of a ladder's seeds."""
+    xs = sorted({float(v) for x, _ in series.values() for v in x})
+    return f"{what} {fmt_num(min(xs))}..{fmt_num(max(xs))}" if xs else f"no {what} ladder"
+
+
 def first_below(cur: pd.DataFrame, threshold: float, x: str = "step") -> float:
     hit = cur[cur.value <= threshold]
     return float(hit[x].iloc[0]) if len(hit) else math.nan

@@ -39,7 +39,8 @@ import math
 import numpy as np
 
 from experiments import constants
-from scripts.figures.common import Claim, display, fmt_num, legend_label, loglog_slope, plt, save, style
+from scripts.figures.common import (Claim, display, fmt_num, ladder, ladder_span, ladders, legend_label, loglog_slope,
+                                    plt, save, style)
 from scripts.figures.seeds import draw_band, paired, seed_claim
 
 FIG = "noise_floor"
@@ -91,33 +92,11 @@ def table(store) -> list[tuple]:
     return out
 
 
-def ladders(tab) -> tuple[float, float]:
-    """(batch of the step ladder, step of the batch ladder): the batch with the most distinct steps
-    and the step with the most distinct batches (the two ladders share one point)."""
-    def most(key, other):
-        counts = {}
-        for t in tab:
-            if math.isfinite(t[key]):
-                counts.setdefault(t[key], set()).add(round(t[other], 12))
-        return max(counts, key=lambda v: (len(counts[v]), -v)) if counts else math.nan
-    return most(2, 1), most(1, 2)
-
-
-def series(tab, method, axis, fixed) -> dict[int, tuple]:
-    """{seed: (x, floors)} of one ladder: axis 1 = step (at batch = fixed), 2 = batch (at step = fixed)."""
-    other = 2 if axis == 1 else 1
-    out = {}
-    for t in tab:
-        if t[0] == method and math.isclose(t[other], fixed, rel_tol=1e-9):
-            out.setdefault(t[3], []).append((t[axis], t[4]))
-    return {s: tuple(map(np.array, zip(*sorted(v)))) for s, v in sorted(out.items())}
-
-
 def slopes(tab, method, axis, fixed) -> dict[int, float]:
     """Per-seed log-log slope of the floor along a ladder; NaN for a seed with a missing point or a
     ladder shorter than MIN_DECADES."""
     out = {}
-    for s, (x, fl) in series(tab, method, axis, fixed).items():
+    for s, (x, fl) in ladder(tab, method, axis, fixed).items():
         decades = math.log10(x.max() / x.min()) if len(x) else 0.0
         out[s] = (loglog_slope(x, fl) if decades >= MIN_DECADES and not np.isnan(fl).any() else math.nan)
     return out
@@ -132,7 +111,7 @@ def plot(store, out_dir):
             (axes[0], 1, b_fixed, r"step size $\alpha$ (units of $1/L_{\max}$)", 1.0),
             (axes[1], 2, c_fixed, r"batch size $|B|$", -1.0)):
         for method in (WITH, RESHUFFLE):
-            ser = series(tab, method, axis, fixed)
+            ser = ladder(tab, method, axis, fixed)
             if not ser:
                 continue
             xs = sorted({float(v) for x, _ in ser.values() for v in x})
@@ -191,10 +170,9 @@ def _plot_curves(store, ax, batch):
 
 
 def _slope_claim(tab, method, axis, fixed, target, what):
-    ser = series(tab, method, axis, fixed)
+    ser = ladder(tab, method, axis, fixed)
     notes = [f"s{s}: floors " + ", ".join(f"{v:.3g}" for v in fl) for s, (x, fl) in ser.items()]
-    xs = sorted({float(v) for x, _ in ser.values() for v in x})
-    rng = f"{what} {fmt_num(min(xs))}..{fmt_num(max(xs))}" if xs else f"no {what} ladder"
+    rng = ladder_span(ser, what)
     at = f"batch {fmt_num(fixed)}" if axis == 1 else f"step {fmt_num(fixed)}/L_max"
     return seed_claim(FIG, f"{display(method)}: log-log slope of the floor vs the {what} (at {at}, "
                       f">= {MIN_DECADES} decades) is {target:g} +- {SLOPE_TOL}",
