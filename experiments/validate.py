@@ -201,9 +201,12 @@ def _check_rules(cfg: dict):
     bs = cfg["train"]["batch_size"]
     if not (bs == "full" or (isinstance(bs, int) and bs > 0)):
         raise ConfigError(f"train.batch_size must be a positive integer or 'full', got {bs!r}")
-    if cfg["train"].get("sampling") == "with_replacement" and cfg["optimizer"].get("name") == "sag":
-        raise ConfigError("train.sampling=with_replacement does not apply to SAG (it draws its fixed "
-                          "batches with replacement already); leave train.sampling=reshuffle")
+    if cfg["train"].get("sampling") == "with_replacement":
+        import optimizers                 # only here: a slot optimizer draws its own batches
+        cls = optimizers.REGISTRY.get(cfg["optimizer"].get("name"))
+        if getattr(cls, "needs_slot", False):
+            raise ConfigError(f"train.sampling=with_replacement does not apply to {cls.__name__} (it draws its fixed "
+                              "batches with replacement already); leave train.sampling=reshuffle")
     dev = cfg.get("device", "auto")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", str(dev)):
         raise ConfigError(f"device='{dev}' is not valid; valid: auto, cpu, cuda, cuda:N, mps")
